@@ -1,0 +1,338 @@
+package sdk
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+
+	pb "github.com/labelbackup/label-backup/sdk/internal/gen/labelbackup/plugin/v1"
+)
+
+// DumperClient is the host's handle on a dumper plugin process. It
+// implements Dumper and Restorer over the wire.
+type DumperClient struct {
+	plugin pb.PluginServiceClient
+	dumper pb.DumperServiceClient
+}
+
+// Describe asks the plugin what it is.
+func (c *DumperClient) Describe(ctx context.Context) (Info, error) {
+	return describe(ctx, c.plugin)
+}
+
+// Configure hands the plugin its settings.
+func (c *DumperClient) Configure(ctx context.Context, settings map[string]string) error {
+	return configure(ctx, c.plugin, settings)
+}
+
+// Validate checks the target's connection and credentials.
+func (c *DumperClient) Validate(ctx context.Context, t Target) (ValidateResult, error) {
+	res, err := c.dumper.ValidateTarget(ctx, &pb.ValidateTargetRequest{Target: targetToProto(t)})
+	if err != nil {
+		return ValidateResult{}, fromStatus("validate", err)
+	}
+	return ValidateResult{ServerVersion: res.GetServerVersion()}, nil
+}
+
+// Dump streams the target's dump into w. It fails unless the plugin ends the
+// stream with a trailer whose byte count matches what arrived. When w fails,
+// the dump is cancelled in the plugin.
+func (c *DumperClient) Dump(ctx context.Context, t Target, w io.Writer) (DumpResult, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.dumper.Dump(ctx, &pb.DumpRequest{Target: targetToProto(t), ChunkSize: DefaultChunkSize})
+	if err != nil {
+		return DumpResult{}, fromStatus("dump", err)
+	}
+	var res DumpResult
+	for {
+		msg, err := stream.Recv()
+		if err == io.EOF {
+			return res, fmt.Errorf("dump: stream ended without a trailer after %d bytes: %w", res.Bytes, ErrIntegrity)
+		}
+		if err != nil {
+			return res, fromStatus("dump", err)
+		}
+		switch m := msg.GetMsg().(type) {
+		case *pb.DumpResponse_Header:
+			res.Extension = m.Header.GetExtension()
+			res.Format = m.Header.GetFormat()
+		case *pb.DumpResponse_Data:
+			n, err := w.Write(m.Data)
+			res.Bytes += int64(n)
+			if err != nil {
+				return res, fmt.Errorf("dump: writing output: %w", err)
+			}
+		case *pb.DumpResponse_Trailer:
+			tr := m.Trailer
+			if tr.GetBytes() != uint64(res.Bytes) {
+				return res, fmt.Errorf("dump: trailer says %d bytes, received %d: %w", tr.GetBytes(), res.Bytes, ErrIntegrity)
+			}
+			if tr.GetFormat() != "" {
+				res.Format = tr.GetFormat()
+			}
+			if tr.GetExtension() != "" {
+				res.Extension = tr.GetExtension()
+			}
+			res.Warnings = tr.GetWarnings()
+			if _, err := stream.Recv(); err != io.EOF {
+				return res, fmt.Errorf("dump: data after the trailer: %w", ErrIntegrity)
+			}
+			return res, nil
+		}
+	}
+}
+
+// Restore streams r into the plugin's restore and waits for it to finish.
+func (c *DumperClient) Restore(ctx context.Context, t Target, format string, r io.Reader) (RestoreResult, error) {
+	w, err := c.OpenRestore(ctx, t, format)
+	if err != nil {
+		return RestoreResult{}, err
+	}
+	defer w.Abort()
+	if _, err := io.Copy(w, r); err != nil {
+		return RestoreResult{}, fmt.Errorf("restore: %w", err)
+	}
+	return w.Commit()
+}
+
+// RestoreWriter streams a restore into a dumper plugin. Write the raw dump,
+// then Commit. Abort (safe after Commit, so defer it) cancels the restore.
+type RestoreWriter struct {
+	*upload
+	stream pb.DumperService_RestoreClient
+}
+
+// OpenRestore starts a restore of t.
+func (c *DumperClient) OpenRestore(ctx context.Context, t Target, format string) (*RestoreWriter, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	stream, err := c.dumper.Restore(ctx)
+	if err == nil {
+		err = stream.Send(&pb.RestoreRequest{Msg: &pb.RestoreRequest_Header{Header: &pb.RestoreHeader{
+			Target: targetToProto(t), Format: format,
+		}}})
+	}
+	if err != nil {
+		cancel()
+		return nil, fromStatus("restore", err)
+	}
+	w := &RestoreWriter{stream: stream}
+	w.upload = newUpload(
+		func(b []byte) error {
+			return sendErr("restore", func() error { return stream.RecvMsg(new(pb.RestoreResponse)) }, stream.Send(&pb.RestoreRequest{Msg: &pb.RestoreRequest_Data{Data: b}}))
+		},
+		func(tr *pb.StreamTrailer) error {
+			return sendErr("restore", func() error { return stream.RecvMsg(new(pb.RestoreResponse)) }, stream.Send(&pb.RestoreRequest{Msg: &pb.RestoreRequest_Trailer{Trailer: tr}}))
+		},
+		cancel)
+	return w, nil
+}
+
+// Commit ends the stream and waits for the plugin's restore to finish.
+func (w *RestoreWriter) Commit() (RestoreResult, error) {
+	defer w.cancel()
+	if _, _, err := w.finish(); err != nil {
+		return RestoreResult{}, err
+	}
+	res, err := w.stream.CloseAndRecv()
+	if err != nil {
+		return RestoreResult{}, fromStatus("restore", err)
+	}
+	return RestoreResult{Warnings: res.GetWarnings()}, nil
+}
+
+// Abort cancels the restore.
+func (w *RestoreWriter) Abort() { w.abort() }
+
+// SinkClient is the host's handle on a sink plugin process. It implements
+// Sink over the wire.
+type SinkClient struct {
+	plugin pb.PluginServiceClient
+	sink   pb.SinkServiceClient
+}
+
+// Describe asks the plugin what it is.
+func (c *SinkClient) Describe(ctx context.Context) (Info, error) {
+	return describe(ctx, c.plugin)
+}
+
+// Configure hands the plugin its settings.
+func (c *SinkClient) Configure(ctx context.Context, settings map[string]string) error {
+	return configure(ctx, c.plugin, settings)
+}
+
+// CheckReady reports whether the storage is usable.
+func (c *SinkClient) CheckReady(ctx context.Context) (string, error) {
+	res, err := c.sink.CheckReady(ctx, &pb.CheckReadyRequest{})
+	if err != nil {
+		return "", fromStatus("check ready", err)
+	}
+	return res.GetDetail(), nil
+}
+
+// PutWriter streams one object into a sink. Write the data, then Commit.
+// Abort cancels the upload and is safe after Commit, so defer it: the object
+// appears only if Commit succeeds.
+type PutWriter struct {
+	*upload
+	stream pb.SinkService_PutClient
+	key    string
+}
+
+// OpenPut starts storing an object under req.Key.
+func (c *SinkClient) OpenPut(ctx context.Context, req PutRequest) (*PutWriter, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	stream, err := c.sink.Put(ctx)
+	if err == nil {
+		err = stream.Send(&pb.PutRequest{Msg: &pb.PutRequest_Header{Header: &pb.PutHeader{
+			Key: req.Key, ContentType: req.ContentType,
+		}}})
+	}
+	if err != nil {
+		cancel()
+		return nil, fromStatus("put", err)
+	}
+	w := &PutWriter{stream: stream, key: req.Key}
+	w.upload = newUpload(
+		func(b []byte) error {
+			return sendErr("put", func() error { return stream.RecvMsg(new(pb.PutResponse)) }, stream.Send(&pb.PutRequest{Msg: &pb.PutRequest_Data{Data: b}}))
+		},
+		func(tr *pb.StreamTrailer) error {
+			return sendErr("put", func() error { return stream.RecvMsg(new(pb.PutResponse)) }, stream.Send(&pb.PutRequest{Msg: &pb.PutRequest_Trailer{Trailer: tr}}))
+		},
+		cancel)
+	return w, nil
+}
+
+// Commit sends the trailer and waits for the sink to make the object
+// visible. The returned ObjectInfo carries the size and sha256 computed here.
+func (w *PutWriter) Commit() (ObjectInfo, error) {
+	defer w.cancel()
+	size, digest, err := w.finish()
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	res, err := w.stream.CloseAndRecv()
+	if err != nil {
+		return ObjectInfo{}, fromStatus("put", err)
+	}
+	obj := objectFromProto(res.GetObject())
+	if obj.Size != size {
+		return obj, fmt.Errorf("put %q: sink stored %d bytes, sent %d: %w", w.key, obj.Size, size, ErrIntegrity)
+	}
+	if len(obj.SHA256) > 0 && !bytes.Equal(obj.SHA256, digest) {
+		return obj, fmt.Errorf("put %q: sink's sha256 differs from the data sent: %w", w.key, ErrIntegrity)
+	}
+	obj.SHA256 = digest
+	return obj, nil
+}
+
+// Abort cancels the upload; nothing becomes visible.
+func (w *PutWriter) Abort() { w.abort() }
+
+// Put stores everything r yields under req.Key.
+func (c *SinkClient) Put(ctx context.Context, req PutRequest, r io.Reader) (ObjectInfo, error) {
+	w, err := c.OpenPut(ctx, req)
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	defer w.Abort()
+	if _, err := io.Copy(w, r); err != nil {
+		return ObjectInfo{}, fmt.Errorf("put %q: %w", req.Key, err)
+	}
+	return w.Commit()
+}
+
+// Get streams the object's bytes into w, checking the sink's trailer.
+func (c *SinkClient) Get(ctx context.Context, key string, w io.Writer) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.sink.Get(ctx, &pb.GetRequest{Key: key, ChunkSize: DefaultChunkSize})
+	if err != nil {
+		return fromStatus("get", err)
+	}
+	var n uint64
+	for {
+		msg, err := stream.Recv()
+		if err == io.EOF {
+			return fmt.Errorf("get %q: stream ended without a trailer after %d bytes: %w", key, n, ErrIntegrity)
+		}
+		if err != nil {
+			return fromStatus("get", err)
+		}
+		if tr := msg.GetTrailer(); tr != nil {
+			if tr.GetSize() != n {
+				return fmt.Errorf("get %q: trailer says %d bytes, received %d: %w", key, tr.GetSize(), n, ErrIntegrity)
+			}
+			return nil
+		}
+		k, err := w.Write(msg.GetData())
+		n += uint64(k)
+		if err != nil {
+			return fmt.Errorf("get %q: writing output: %w", key, err)
+		}
+	}
+}
+
+// List returns one page of objects under req.Prefix.
+func (c *SinkClient) List(ctx context.Context, req ListRequest) (ListPage, error) {
+	res, err := c.sink.List(ctx, &pb.ListRequest{
+		Prefix: req.Prefix, PageToken: req.PageToken, PageSize: uint32(max(req.PageSize, 0)),
+	})
+	if err != nil {
+		return ListPage{}, fromStatus("list", err)
+	}
+	page := ListPage{NextPageToken: res.GetNextPageToken()}
+	for _, o := range res.GetObjects() {
+		page.Objects = append(page.Objects, objectFromProto(o))
+	}
+	return page, nil
+}
+
+// Stat describes one object.
+func (c *SinkClient) Stat(ctx context.Context, key string) (ObjectInfo, error) {
+	res, err := c.sink.Stat(ctx, &pb.StatRequest{Key: key})
+	if err != nil {
+		return ObjectInfo{}, fromStatus("stat", err)
+	}
+	return objectFromProto(res.GetObject()), nil
+}
+
+// Delete removes one object.
+func (c *SinkClient) Delete(ctx context.Context, key string) error {
+	if _, err := c.sink.Delete(ctx, &pb.DeleteRequest{Key: key}); err != nil {
+		return fromStatus("delete", err)
+	}
+	return nil
+}
+
+func describe(ctx context.Context, c pb.PluginServiceClient) (Info, error) {
+	res, err := c.Describe(ctx, &pb.DescribeRequest{})
+	if err != nil {
+		return Info{}, fromStatus("describe", err)
+	}
+	return infoFromProto(res), nil
+}
+
+func configure(ctx context.Context, c pb.PluginServiceClient, settings map[string]string) error {
+	if _, err := c.Configure(ctx, &pb.ConfigureRequest{Settings: settings}); err != nil {
+		return fromStatus("configure", err)
+	}
+	return nil
+}
+
+// sendErr turns the io.EOF that a client-stream Send returns when the
+// server has already failed into the server's real error.
+func sendErr(op string, recv func() error, err error) error {
+	if err != io.EOF {
+		if err != nil {
+			return fromStatus(op, err)
+		}
+		return nil
+	}
+	if rerr := recv(); rerr != nil && rerr != io.EOF {
+		return fromStatus(op, rerr)
+	}
+	return fmt.Errorf("%s: plugin closed the stream early: %w", op, ErrUnavailable)
+}

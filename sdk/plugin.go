@@ -1,0 +1,150 @@
+package sdk
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	pb "github.com/labelbackup/label-backup/sdk/internal/gen/labelbackup/plugin/v1"
+)
+
+// Version is the SDK's version, reported by every plugin built with it.
+const Version = "0.1.0"
+
+// ProtocolVersion is the wire protocol's major version: the go-plugin
+// handshake version. It changes only on a breaking change of the protocol.
+const ProtocolVersion = 1
+
+// Names under which plugins are dispensed.
+const (
+	dumperName = "dumper"
+	sinkName   = "sink"
+)
+
+// Handshake is the go-plugin handshake shared by the host and every plugin.
+// The cookie only stops people from running a plugin binary by hand by
+// mistake; it is not a security feature.
+func Handshake() plugin.HandshakeConfig {
+	return plugin.HandshakeConfig{
+		ProtocolVersion:  ProtocolVersion,
+		MagicCookieKey:   "LABEL_BACKUP_PLUGIN",
+		MagicCookieValue: "7c1f0e2a-label-backup-plugin-b9d4",
+	}
+}
+
+// ClientPlugins is the plugin set the host dispenses from: "dumper" yields a
+// *DumperClient, "sink" a *SinkClient.
+func ClientPlugins() map[int]plugin.PluginSet {
+	return map[int]plugin.PluginSet{ProtocolVersion: {
+		dumperName: &DumperPlugin{},
+		sinkName:   &SinkPlugin{},
+	}}
+}
+
+// DispenseName is the name under which a plugin of kind k is dispensed.
+func DispenseName(k Kind) string {
+	if k == KindSink {
+		return sinkName
+	}
+	return dumperName
+}
+
+// DumperPlugin binds a Dumper to go-plugin's gRPC transport.
+type DumperPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	Impl   Dumper
+	Logger hclog.Logger
+}
+
+// GRPCServer registers the dumper's services (plugin side).
+func (p *DumperPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	l := loggerOrNull(p.Logger)
+	pb.RegisterPluginServiceServer(s, &pluginServer{info: p.Impl.Info, impl: p.Impl, logger: l})
+	pb.RegisterDumperServiceServer(s, &dumperServer{impl: p.Impl, logger: l})
+	return nil
+}
+
+// GRPCClient returns a *DumperClient (host side).
+func (p *DumperPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	return &DumperClient{plugin: pb.NewPluginServiceClient(c), dumper: pb.NewDumperServiceClient(c)}, nil
+}
+
+// SinkPlugin binds a Sink to go-plugin's gRPC transport.
+type SinkPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	Impl   Sink
+	Logger hclog.Logger
+}
+
+// GRPCServer registers the sink's services (plugin side).
+func (p *SinkPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	l := loggerOrNull(p.Logger)
+	pb.RegisterPluginServiceServer(s, &pluginServer{info: p.Impl.Info, impl: p.Impl, logger: l})
+	pb.RegisterSinkServiceServer(s, &sinkServer{impl: p.Impl, logger: l})
+	return nil
+}
+
+// GRPCClient returns a *SinkClient (host side).
+func (p *SinkPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	return &SinkClient{plugin: pb.NewPluginServiceClient(c), sink: pb.NewSinkServiceClient(c)}, nil
+}
+
+func loggerOrNull(l hclog.Logger) hclog.Logger {
+	if l == nil {
+		return hclog.NewNullLogger()
+	}
+	return l
+}
+
+// ServeDumper is the whole main of a dumper plugin.
+func ServeDumper(d Dumper) {
+	os.Exit(serve(d.Info(), os.Args[1:], os.Stdout, os.Stderr, func(l hclog.Logger) plugin.Plugin {
+		return &DumperPlugin{Impl: d, Logger: l}
+	}, dumperName))
+}
+
+// ServeSink is the whole main of a sink plugin.
+func ServeSink(s Sink) {
+	os.Exit(serve(s.Info(), os.Args[1:], os.Stdout, os.Stderr, func(l hclog.Logger) plugin.Plugin {
+		return &SinkPlugin{Impl: s, Logger: l}
+	}, sinkName))
+}
+
+// serve answers the "describe" verb, or serves the plugin over go-plugin
+// until the host goes away.
+func serve(info Info, args []string, stdout, stderr io.Writer, mk func(hclog.Logger) plugin.Plugin, name string) int {
+	info = completeInfo(info)
+	if len(args) > 0 {
+		switch args[0] {
+		case "describe":
+			// Lets the host (and people) learn what a binary is without a
+			// handshake.
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(info); err != nil {
+				fmt.Fprintln(stderr, err)
+				return 1
+			}
+			return 0
+		default:
+			fmt.Fprintf(stderr, "%s: unknown argument %q; this is a Label Backup plugin, started by the agent (try \"describe\")\n", info.Name, args[0])
+			return 2
+		}
+	}
+	logger := newPluginLogger(info.Name, stderr)
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig:  Handshake(),
+		VersionedPlugins: map[int]plugin.PluginSet{ProtocolVersion: {name: mk(logger)}},
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			return grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(maxMessageSize))...)
+		},
+		Logger: logger,
+	})
+	return 0
+}
