@@ -1,0 +1,3 @@
+module github.com/labelbackup/label-backup/host
+
+go 1.26
