@@ -1,0 +1,93 @@
+// Command label-backup is the Label Backup agent: it discovers labeled
+// database containers and backs them up on their schedules.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/labelbackup/label-backup/host/internal/agent"
+	"github.com/labelbackup/label-backup/host/internal/config"
+	"github.com/labelbackup/label-backup/host/internal/pipeline"
+	"github.com/labelbackup/label-backup/host/internal/pluginmgr"
+)
+
+const usage = `usage: label-backup [command]
+
+commands:
+  run        run the agent (the default)
+  plugins    list installed plugins (--json for JSON)
+  version    print the version
+`
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	cmd := "run"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	cfg, err := config.FromEnv()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "label-backup:", err)
+		return 2
+	}
+	logger := hclog.New(&hclog.LoggerOptions{
+		Name:       "label-backup",
+		Level:      cfg.LogLevel,
+		JSONFormat: cfg.LogJSON,
+		Output:     os.Stderr,
+	})
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	switch cmd {
+	case "run":
+		if err := agent.Run(ctx, cfg, logger); err != nil {
+			logger.Error("agent failed", "error", err)
+			return 1
+		}
+		return 0
+	case "plugins":
+		return listPlugins(ctx, cfg, logger, len(args) > 0 && args[0] == "--json")
+	case "version":
+		fmt.Println("label-backup", pipeline.AgentVersion)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "label-backup: unknown command %q\n\n%s", cmd, usage)
+	return 2
+}
+
+func listPlugins(ctx context.Context, cfg config.Config, logger hclog.Logger, asJSON bool) int {
+	m, err := pluginmgr.New(ctx, cfg.PluginDir, logger.Named("plugins"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "label-backup:", err)
+		return 1
+	}
+	entries, broken := m.List()
+	if asJSON {
+		out := map[string]any{"plugins": entries, "rejected": broken}
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(out)
+		return 0
+	}
+	for _, e := range entries {
+		fmt.Printf("%-8s %-12s %-8s %v\n", e.Info.Kind, e.Info.Name, e.Info.Version, e.Info.Capabilities)
+	}
+	for f, why := range broken {
+		fmt.Printf("rejected %s: %s\n", f, why)
+	}
+	return 0
+}

@@ -1,0 +1,99 @@
+// Package agent wires discovery, scheduling, the backup pipeline and the
+// HTTP API into the long-running daemon.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/labelbackup/label-backup/host/internal/api"
+	"github.com/labelbackup/label-backup/host/internal/config"
+	"github.com/labelbackup/label-backup/host/internal/discovery"
+	"github.com/labelbackup/label-backup/host/internal/pipeline"
+	"github.com/labelbackup/label-backup/host/internal/pluginmgr"
+	"github.com/labelbackup/label-backup/host/internal/scheduler"
+	"github.com/labelbackup/label-backup/sdk"
+)
+
+// ShutdownGrace is how long running backups may finish after a stop signal
+// before they are cancelled; well within Docker's 10 s stop timeout.
+const ShutdownGrace = 7 * time.Second
+
+// Run runs the agent until ctx is done.
+func Run(ctx context.Context, cfg config.Config, logger hclog.Logger) error {
+	plugins, err := pluginmgr.New(ctx, cfg.PluginDir, logger.Named("plugins"))
+	if err != nil {
+		return err
+	}
+	installed, _ := plugins.List()
+	for _, e := range installed {
+		logger.Info("plugin", "name", e.Info.Name, "kind", e.Info.Kind, "version", e.Info.Version)
+	}
+
+	docker, err := discovery.NewClient()
+	if err != nil {
+		return err
+	}
+	defer docker.Close()
+
+	runner := pipeline.New(plugins, pipeline.Settings{
+		Compression: cfg.Compression,
+		Timeout:     cfg.BackupTimeout,
+		LocalPath:   cfg.LocalBackupPath,
+	}, logger.Named("backup"))
+	sched := scheduler.New(scheduler.Options{
+		Runner: runner,
+		PluginCheck: func(dbType string) error {
+			_, err := plugins.Lookup(sdk.KindDumper, dbType)
+			return err
+		},
+		Limit:  cfg.ConcurrentBackupLimit,
+		Logger: logger.Named("scheduler"),
+	})
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+	}
+	srv := api.NewHTTPServer(cfg.HTTPAddr, api.New(sched))
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("http server stopped", "error", err)
+		}
+	}()
+	logger.Info("agent started", "http", ln.Addr().String(), "plugin_dir", cfg.PluginDir, "local_backup_path", cfg.LocalBackupPath)
+
+	watcher := discovery.New(docker, cfg.ReconcileInterval, logger.Named("discovery"))
+	snaps := make(chan []discovery.Container)
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		_ = watcher.Run(ctx, snaps)
+	}()
+loop:
+	for {
+		select {
+		case snap := <-snaps:
+			sched.Reconcile(snap)
+		case <-ctx.Done():
+			break loop
+		}
+	}
+	<-watchDone
+
+	logger.Info("shutting down", "grace", ShutdownGrace)
+	graceCtx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+	defer cancel()
+	sched.Stop(graceCtx)
+	httpCtx, cancelHTTP := context.WithTimeout(context.Background(), time.Second)
+	defer cancelHTTP()
+	_ = srv.Shutdown(httpCtx)
+	logger.Info("stopped")
+	return nil
+}

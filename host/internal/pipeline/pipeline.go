@@ -1,0 +1,253 @@
+// Package pipeline runs one backup: validate the connection, stream the
+// dump from the dumper plugin through compression and a checksum into the
+// sink plugin, commit, then write the metadata file. Any failure cancels
+// both plugin streams: nothing partial ever becomes visible as a backup.
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/labelbackup/label-backup/host/internal/compress"
+	"github.com/labelbackup/label-backup/host/internal/labels"
+	"github.com/labelbackup/label-backup/host/internal/metadata"
+	"github.com/labelbackup/label-backup/host/internal/objname"
+	"github.com/labelbackup/label-backup/host/internal/pluginmgr"
+	"github.com/labelbackup/label-backup/sdk"
+)
+
+// AgentVersion is recorded in every metadata file.
+const AgentVersion = "0.1.0"
+
+// Job is one container's backup request.
+type Job struct {
+	ContainerID   string
+	ContainerName string
+	Spec          labels.Spec
+}
+
+// Result is what one run did.
+type Result struct {
+	RunID    string
+	Started  time.Time
+	Duration time.Duration
+	// Object is the stored backup's key; empty on failure.
+	Object string
+	// URL is where the backup lives (a file path, or s3://bucket/key).
+	URL      string
+	Size     int64
+	SHA256   string
+	Metadata *metadata.Metadata
+	Err      error
+}
+
+// Settings are the agent-wide parts of a run.
+type Settings struct {
+	// Compression applies to jobs without backup.compression.
+	Compression string
+	// Timeout bounds one run.
+	Timeout time.Duration
+	// LocalPath is the local sink's base directory.
+	LocalPath string
+}
+
+// Runner runs backups through plugins.
+type Runner struct {
+	plugins  *pluginmgr.Manager
+	settings Settings
+	logger   hclog.Logger
+}
+
+// New returns a Runner.
+func New(plugins *pluginmgr.Manager, s Settings, logger hclog.Logger) *Runner {
+	return &Runner{plugins: plugins, settings: s, logger: logger}
+}
+
+// SinkFor names the sink plugin and its settings for a destination.
+func (r *Runner) SinkFor(dest string) (string, map[string]string, error) {
+	switch dest {
+	case labels.DestLocal, "":
+		return "local", map[string]string{"path": r.settings.LocalPath}, nil
+	case labels.DestRemote:
+		return "", nil, fmt.Errorf("destination %q: S3 storage is not available in this version", dest)
+	}
+	return "", nil, fmt.Errorf("unknown destination %q", dest)
+}
+
+// Run performs one backup of job. It never panics and always returns a
+// Result whose Err says what failed, in words fit for logs and webhooks.
+func (r *Runner) Run(ctx context.Context, job Job) Result {
+	res := Result{RunID: objname.NewRunID(), Started: time.Now().UTC()}
+	log := r.logger.With("container", job.ContainerName, "container_id", short(job.ContainerID), "run", res.RunID)
+	ctx, cancel := context.WithTimeout(ctx, r.settings.Timeout)
+	defer cancel()
+
+	log.Info("backup started", "type", job.Spec.Type, "dest", job.Spec.Dest)
+	err := r.run(ctx, job, &res, log)
+	res.Duration = time.Since(res.Started)
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		err = fmt.Errorf("backup timed out after %v: %w", r.settings.Timeout, err)
+	}
+	res.Err = err
+	if err != nil {
+		log.Error("backup failed", "error", err, "duration", res.Duration.Round(time.Millisecond))
+	} else {
+		log.Info("backup succeeded", "object", res.Object, "bytes", res.Size, "duration", res.Duration.Round(time.Millisecond))
+	}
+	return res
+}
+
+func (r *Runner) run(ctx context.Context, job Job, res *Result, log hclog.Logger) error {
+	spec := job.Spec
+	sinkName, sinkSettings, err := r.SinkFor(spec.Dest)
+	if err != nil {
+		return err
+	}
+	dumper, err := r.plugins.StartDumper(ctx, spec.Type)
+	if err != nil {
+		return err
+	}
+	defer dumper.Close()
+	sink, err := r.plugins.StartSink(ctx, sinkName, sinkSettings)
+	if err != nil {
+		return err
+	}
+	defer sink.Close()
+
+	target := sdk.Target{
+		Connection: spec.Conn,
+		Database:   spec.Database,
+		Container:  sdk.ContainerRef{ID: job.ContainerID, Name: job.ContainerName},
+	}
+	valid, err := dumper.Validate(ctx, target)
+	if err != nil {
+		return fmt.Errorf("connection check failed: %w", dumper.Explain(err))
+	}
+
+	algo := spec.Compression
+	if algo == "" {
+		algo = r.settings.Compression
+	}
+	database := DatabaseName(spec)
+	key := objname.Name{
+		Prefix:    spec.Prefix,
+		Container: job.ContainerName,
+		Type:      spec.Type,
+		Database:  database,
+		Time:      res.Started,
+		RunID:     res.RunID,
+		Ext:       dumper.Info.DefaultExtension + compress.Extension(algo),
+	}.Key()
+
+	put, err := sink.OpenPut(ctx, sdk.PutRequest{Key: key, ContentType: compress.ContentType(algo)})
+	if err != nil {
+		return fmt.Errorf("opening %s storage: %w", sinkName, sink.Explain(err))
+	}
+	defer put.Abort() // a no-op once committed
+	zw, err := compress.NewWriter(algo, put)
+	if err != nil {
+		return err
+	}
+	dump, err := dumper.Dump(ctx, target, zw)
+	if cerr := zw.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("compressing: %w", sink.Explain(cerr))
+	}
+	if err != nil {
+		return fmt.Errorf("dump failed: %w", explainBoth(dumper.Process, sink.Process, err))
+	}
+	obj, err := put.Commit()
+	if err != nil {
+		return fmt.Errorf("storing the backup failed: %w", sink.Explain(err))
+	}
+
+	meta := metadata.Metadata{
+		Timestamp:         res.Started,
+		ContainerID:       job.ContainerID,
+		ContainerName:     job.ContainerName,
+		DatabaseType:      spec.Type,
+		DatabaseName:      database,
+		BackupSizeBytes:   obj.Size,
+		Checksum:          hex.EncodeToString(obj.SHA256),
+		ChecksumAlgorithm: "sha256",
+		CompressionType:   algo,
+		Version:           metadata.FormatVersion,
+		Destination:       obj.URL,
+		DurationSeconds:   time.Since(res.Started).Seconds(),
+		Success:           true,
+		Object:            key,
+		RunID:             res.RunID,
+		DestinationType:   DestinationType(spec.Dest),
+		BackupPrefix:      spec.Prefix,
+		CronSchedule:      spec.Cron,
+		DumpFormat:        dump.Format,
+		DumpSizeBytes:     dump.Bytes,
+		Encryption:        "none",
+		ServerVersion:     valid.ServerVersion,
+		Dumper:            metadata.Plugin{Name: dumper.Info.Name, Version: dumper.Info.Version},
+		Sink:              metadata.Plugin{Name: sink.Info.Name, Version: sink.Info.Version},
+		AgentVersion:      AgentVersion,
+	}
+	body, err := meta.Marshal()
+	if err != nil {
+		return err
+	}
+	if _, err := sink.Put(ctx, sdk.PutRequest{Key: key + objname.MetadataSuffix, ContentType: "application/json"}, bytes.NewReader(body)); err != nil {
+		// A backup without metadata cannot be verified or pruned safely:
+		// take it back rather than leave it half-described.
+		cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if derr := sink.Delete(cleanup, key); derr != nil {
+			log.Warn("could not remove a backup whose metadata failed", "object", key, "error", derr)
+		}
+		return fmt.Errorf("writing metadata failed: %w", sink.Explain(err))
+	}
+	for _, w := range dump.Warnings {
+		log.Warn("dump warning", "warning", w)
+	}
+	res.Object, res.URL, res.Size, res.SHA256, res.Metadata = key, obj.URL, obj.Size, meta.Checksum, &meta
+	return nil
+}
+
+// explainBoth attributes a streaming failure to whichever plugin died.
+func explainBoth(a, b *pluginmgr.Process, err error) error {
+	if e := a.Explain(err); e != err {
+		return e
+	}
+	return b.Explain(err)
+}
+
+// DatabaseName is the database a job dumps: backup.database, else the path
+// of the connection URI. Never anything from the URI's credentials.
+func DatabaseName(s labels.Spec) string {
+	if s.Database != "" {
+		return s.Database
+	}
+	u, err := url.Parse(s.Conn)
+	if err != nil {
+		return ""
+	}
+	return strings.Trim(u.Path, "/")
+}
+
+// DestinationType is the documented name of a destination: "local" or "s3".
+func DestinationType(dest string) string {
+	if dest == labels.DestRemote {
+		return "s3"
+	}
+	return "local"
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
