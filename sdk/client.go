@@ -108,14 +108,19 @@ type RestoreWriter struct {
 func (c *DumperClient) OpenRestore(ctx context.Context, t Target, format string) (*RestoreWriter, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	stream, err := c.dumper.Restore(ctx)
-	if err == nil {
-		err = stream.Send(&pb.RestoreRequest{Msg: &pb.RestoreRequest_Header{Header: &pb.RestoreHeader{
-			Target: targetToProto(t), Format: format,
-		}}})
-	}
 	if err != nil {
 		cancel()
 		return nil, fromStatus("restore", err)
+	}
+	// A plugin that fails at once (no Restorer, say) may have ended the
+	// stream already: sendErr turns Send's io.EOF into its real error.
+	err = sendErr("restore", func() error { return stream.RecvMsg(new(pb.RestoreResponse)) },
+		stream.Send(&pb.RestoreRequest{Msg: &pb.RestoreRequest_Header{Header: &pb.RestoreHeader{
+			Target: targetToProto(t), Format: format,
+		}}}))
+	if err != nil {
+		cancel()
+		return nil, err
 	}
 	w := &RestoreWriter{stream: stream}
 	w.upload = newUpload(
@@ -184,14 +189,17 @@ type PutWriter struct {
 func (c *SinkClient) OpenPut(ctx context.Context, req PutRequest) (*PutWriter, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	stream, err := c.sink.Put(ctx)
-	if err == nil {
-		err = stream.Send(&pb.PutRequest{Msg: &pb.PutRequest_Header{Header: &pb.PutHeader{
-			Key: req.Key, ContentType: req.ContentType,
-		}}})
-	}
 	if err != nil {
 		cancel()
 		return nil, fromStatus("put", err)
+	}
+	err = sendErr("put", func() error { return stream.RecvMsg(new(pb.PutResponse)) },
+		stream.Send(&pb.PutRequest{Msg: &pb.PutRequest_Header{Header: &pb.PutHeader{
+			Key: req.Key, ContentType: req.ContentType,
+		}}}))
+	if err != nil {
+		cancel()
+		return nil, err
 	}
 	w := &PutWriter{stream: stream, key: req.Key}
 	w.upload = newUpload(

@@ -3,6 +3,7 @@ package sdk
 import (
 	"context"
 	"fmt"
+	"io"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/codes"
@@ -115,7 +116,11 @@ func (s *dumperServer) Restore(stream pb.DumperService_RestoreServer) error {
 	ctx := withLogger(stream.Context(), s.logger)
 	res, err := r.Restore(ctx, targetFromProto(hdr.GetTarget()), hdr.GetFormat(), body)
 	if err == nil && !body.verified {
-		err = fmt.Errorf("restore finished before the end of the data: %w", ErrIntegrity)
+		// Tools like pg_restore stop at the end of their archive; read on to
+		// the trailer so a corrupt or truncated upload still fails.
+		if _, derr := io.Copy(io.Discard, body); derr != nil {
+			err = fmt.Errorf("restore input: %w", derr)
+		}
 	}
 	if err != nil {
 		return toStatus(err)

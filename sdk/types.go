@@ -146,9 +146,12 @@ type Dumper interface {
 
 // Restorer is implemented by dumpers that can load a dump back.
 type Restorer interface {
-	// Restore reads a raw dump from r until io.EOF and applies it. r returns
-	// an error other than io.EOF when the upload was broken or its trailer
-	// did not match; the restore must then fail.
+	// Restore reads a raw dump from r and applies it. r returns an error
+	// other than io.EOF when the upload was broken or its trailer did not
+	// match; the restore must then fail. A Restore that returns nil before
+	// reaching io.EOF has the rest read and checked by the SDK, which fails
+	// the restore when that check fails (the data already applied stays
+	// applied: restores are only as atomic as the engine makes them).
 	Restore(ctx context.Context, t Target, format string, r io.Reader) (RestoreResult, error)
 }
 

@@ -15,7 +15,8 @@ import (
 type DumperSuite struct {
 	// New returns a fresh, configured dumper.
 	New func(t *testing.T) sdk.Dumper
-	// Target is a reachable database with some data in it.
+	// Target is a reachable database with several MiB of data in it: the
+	// cancellation case needs a dump longer than one 1 MiB chunk.
 	Target sdk.Target
 	// Unreachable is a target whose connection must fail validation.
 	Unreachable sdk.Target

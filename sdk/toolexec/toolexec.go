@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -99,12 +100,15 @@ func Run(ctx context.Context, cmd Command) (Result, error) {
 	c.Stdin = cmd.Stdin
 	stderr := newBoundedBuffer(limit)
 	c.Stderr = stderr
-	out := &countingWriter{w: cmd.Stdout}
+	out := &countingWriter{w: cmd.Stdout, failed: make(chan struct{})}
 	if cmd.Stdout == nil {
 		out.w = io.Discard
 	}
 	c.Stdout = out
 	c.SysProcAttr = sysProcAttr()
+	// Once the tool exits, don't wait forever for Stdin's reader or for a
+	// grandchild that keeps the output pipes open.
+	c.WaitDelay = grace
 
 	if err := c.Start(); err != nil {
 		return Result{}, fmt.Errorf("starting %s: %w", tool, err)
@@ -119,8 +123,11 @@ func Run(ctx context.Context, cmd Command) (Result, error) {
 		case <-done:
 			return
 		case <-ctx.Done():
+			close(killed)
+		case <-out.failed:
+			// Our writer failed: a tool that is not writing right now
+			// would never get SIGPIPE, so stop it like a cancelled one.
 		}
-		close(killed)
 		signalGroup(c.Process.Pid, syscall.SIGTERM)
 		select {
 		case <-done:
@@ -189,8 +196,11 @@ func baseName(p string) string {
 	return p
 }
 
-// scrub replaces every secret in s with "***".
+// scrub replaces every secret in s with "***". Longer secrets go first, so
+// a secret that contains another is not left half-scrubbed.
 func scrub(s string, secrets []string) string {
+	secrets = slices.Clone(secrets)
+	slices.SortStableFunc(secrets, func(a, b string) int { return len(b) - len(a) })
 	for _, sec := range secrets {
 		if len(sec) >= 3 {
 			s = strings.ReplaceAll(s, sec, "***")
@@ -202,9 +212,10 @@ func scrub(s string, secrets []string) string {
 // countingWriter counts bytes and remembers the first write error, so Run
 // can tell "tool failed" from "our side stopped reading".
 type countingWriter struct {
-	w   io.Writer
-	n   int64
-	err error
+	w      io.Writer
+	n      int64
+	err    error
+	failed chan struct{} // closed when err is set
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
@@ -215,6 +226,7 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	c.n += int64(n)
 	if err != nil {
 		c.err = err
+		close(c.failed)
 	}
 	return n, err
 }
