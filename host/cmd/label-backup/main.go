@@ -6,9 +6,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -21,9 +24,10 @@ import (
 const usage = `usage: label-backup [command]
 
 commands:
-  run        run the agent (the default)
-  plugins    list installed plugins (--json for JSON)
-  version    print the version
+  run          run the agent (the default)
+  plugins      list installed plugins (--json for JSON)
+  healthcheck exit 0 when the running agent's /healthz answers (for HEALTHCHECK)
+  version      print the version
 `
 
 func main() {
@@ -58,6 +62,8 @@ func run(args []string) int {
 		return 0
 	case "plugins":
 		return listPlugins(ctx, cfg, logger, len(args) > 0 && args[0] == "--json")
+	case "healthcheck":
+		return healthcheck(cfg.HTTPAddr)
 	case "version":
 		fmt.Println("label-backup", pipeline.AgentVersion)
 		return 0
@@ -88,6 +94,30 @@ func listPlugins(ctx context.Context, cfg config.Config, logger hclog.Logger, as
 	}
 	for f, why := range broken {
 		fmt.Printf("rejected %s: %s\n", f, why)
+	}
+	return 0
+}
+
+// healthcheck asks the local agent's /healthz; the image has no curl.
+func healthcheck(addr string) int {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "healthcheck: HTTP_ADDR:", err)
+		return 1
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	client := &http.Client{Timeout: 3 * time.Second}
+	resp, err := client.Get("http://" + net.JoinHostPort(host, port) + "/healthz")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "healthcheck:", err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(os.Stderr, "healthcheck: status", resp.Status)
+		return 1
 	}
 	return 0
 }
