@@ -7,4 +7,4 @@ set -euo pipefail
 cd "$repo_root"
 ensure_go
 cd host
-go test ./internal/pipeline -run '^$' -bench 'Pipeline|ReferenceGzip' -benchtime 1x -count "${BENCH_COUNT:-1}"
+go test ./internal/pipeline -run '^$' -bench 'Pipeline|Hops|ReferenceGzip' -benchtime 1x -count "${BENCH_COUNT:-1}"

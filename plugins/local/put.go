@@ -142,29 +142,41 @@ func (s *Sink) createTemp(root *os.Root, key string, dirs []string, name string)
 }
 
 // receive copies r into f until r's io.EOF (which the SDK returns only
-// after verifying the upload's size and sha256), checking ctx between reads
-// so a cancelled upload stops promptly even if r keeps delivering.
+// after verifying the upload's size and sha256). io.Copy lets the SDK's
+// reader write each received chunk straight into the file; ctxWriter stops
+// a cancelled upload promptly even if r keeps delivering.
 func receive(ctx context.Context, key string, f *os.File, r io.Reader) (int64, error) {
-	buf := make([]byte, copyBufferSize)
-	var n int64
-	for {
-		if err := ctx.Err(); err != nil {
-			return 0, fmt.Errorf("put %q: cancelled after %d bytes: %w", key, n, err)
-		}
-		k, rerr := r.Read(buf)
-		if k > 0 {
-			if _, err := f.Write(buf[:k]); err != nil {
-				return 0, keyError("write", key, err)
-			}
-			n += int64(k)
-		}
-		switch {
-		case rerr == io.EOF:
-			return n, nil
-		case rerr != nil:
-			return 0, fmt.Errorf("put %q: receiving data: %w", key, rerr)
-		}
+	w := &ctxWriter{ctx: ctx, f: f}
+	n, err := io.CopyBuffer(w, r, make([]byte, copyBufferSize))
+	switch {
+	case w.ctxErr != nil:
+		return 0, fmt.Errorf("put %q: cancelled after %d bytes: %w", key, n, w.ctxErr)
+	case w.writeErr != nil:
+		return 0, keyError("write", key, w.writeErr)
+	case err != nil:
+		return 0, fmt.Errorf("put %q: receiving data: %w", key, err)
 	}
+	return n, nil
+}
+
+// ctxWriter writes to f until ctx is done, remembering why it stopped.
+type ctxWriter struct {
+	ctx      context.Context
+	f        *os.File
+	ctxErr   error
+	writeErr error
+}
+
+func (w *ctxWriter) Write(p []byte) (int, error) {
+	if err := w.ctx.Err(); err != nil {
+		w.ctxErr = err
+		return 0, err
+	}
+	n, err := w.f.Write(p)
+	if err != nil {
+		w.writeErr = err
+	}
+	return n, err
 }
 
 // checkSpace fails with ErrNoSpace when the filesystem is below the

@@ -247,6 +247,7 @@ func (m *Manager) start(ctx context.Context, kind sdk.Kind, name string) (*Proce
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		Logger:           m.logger.Named(name),
 		StartTimeout:     30 * time.Second,
+		GRPCDialOptions:  sdk.DialOptions(),
 	})
 	rpc, err := client.Client()
 	if err != nil {
