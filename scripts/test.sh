@@ -24,9 +24,7 @@ for m in "${modules[@]}"; do
 	(cd "$m" && go vet ./... && GOWORK=off go build ./...)
 done
 
-LB_BIN_DIR="$(state_dir)/bin"
-export LB_BIN_DIR
-make --no-print-directory build BIN="$LB_BIN_DIR" >&2
+make --no-print-directory build BIN="$(state_dir)/bin" >&2
 
 failed=()
 for m in "${modules[@]}"; do

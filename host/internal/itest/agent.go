@@ -25,14 +25,10 @@ var build struct {
 	err  error
 }
 
-// BuildBinaries builds the agent and every plugin into one directory, once
-// per test process, and returns it. LB_BIN_DIR, when set, names a directory
-// that already holds them (make test builds once for every package).
+// BuildBinaries builds the agent, every official plugin and the synthetic
+// test dumper into one directory, once per test process, and returns it.
 func BuildBinaries(t testing.TB) string {
 	t.Helper()
-	if dir := os.Getenv("LB_BIN_DIR"); dir != "" {
-		return dir
-	}
 	build.once.Do(func() {
 		build.dir, build.err = os.MkdirTemp("", "lb-bin-")
 		if build.err != nil {
@@ -43,6 +39,9 @@ func BuildBinaries(t testing.TB) string {
 		for _, p := range Plugins {
 			targets = append(targets, [2]string{filepath.Join(root, "plugins", p), "./cmd/label-backup-plugin-" + p})
 		}
+		// The benchmark dumper doubles as a controllable crashing or
+		// stalling plugin in failure tests.
+		targets = append(targets, [2]string{filepath.Join(root, "host"), "./internal/synthetic/cmd/label-backup-plugin-synthetic"})
 		for _, tg := range targets {
 			cmd := exec.Command("go", "build", "-o", build.dir+"/", tg[1])
 			cmd.Dir = tg[0]
@@ -200,3 +199,6 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return strings.Clone(b.buf.String())
 }
+
+// PID is the agent's process id.
+func (a *Agent) PID() int { return a.cmd.Process.Pid }

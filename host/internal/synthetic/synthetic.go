@@ -10,13 +10,16 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/url"
+	"os"
 	"strconv"
 
 	"github.com/labelbackup/label-backup/sdk"
 )
 
 // Dumper implements sdk.Dumper. The connection "synthetic://?size=N" sets
-// the number of bytes to produce (default 1 GiB).
+// the number of bytes to produce (default 1 GiB). For failure tests,
+// crash_after=N makes the plugin process exit abruptly after N bytes, and
+// stall_after=N makes the dump hang after N bytes until it is cancelled.
 type Dumper struct {
 	block []byte
 }
@@ -69,10 +72,25 @@ func (d *Dumper) Dump(ctx context.Context, t sdk.Target, w io.Writer) (sdk.DumpR
 		}
 		size = n
 	}
+	crashAfter, err := optInt(u, "crash_after")
+	if err != nil {
+		return sdk.DumpResult{}, err
+	}
+	stallAfter, err := optInt(u, "stall_after")
+	if err != nil {
+		return sdk.DumpResult{}, err
+	}
 	const write = 256 << 10
 	for off := int64(0); off < size; {
 		if err := ctx.Err(); err != nil {
 			return sdk.DumpResult{}, err
+		}
+		if crashAfter > 0 && off >= crashAfter {
+			os.Exit(3) // a plugin dying mid-stream, as a real crash would
+		}
+		if stallAfter > 0 && off >= stallAfter {
+			<-ctx.Done()
+			return sdk.DumpResult{}, ctx.Err()
 		}
 		start := off % int64(len(d.block))
 		n := min(int64(write), size-off, int64(len(d.block))-start)
@@ -82,4 +100,16 @@ func (d *Dumper) Dump(ctx context.Context, t sdk.Target, w io.Writer) (sdk.DumpR
 		off += n
 	}
 	return sdk.DumpResult{Format: "synthetic", Extension: ".txt"}, nil
+}
+
+func optInt(u *url.URL, name string) (int64, error) {
+	v := u.Query().Get(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%s %q: %w", name, v, sdk.ErrInvalidArgument)
+	}
+	return n, nil
 }
