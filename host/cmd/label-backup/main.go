@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+	_ "time/tzdata" // schedules with CRON_TZ= or TZ work even without system zoneinfo
 
 	"github.com/hashicorp/go-hclog"
 

@@ -18,12 +18,13 @@ import (
 	"github.com/labelbackup/label-backup/host/internal/pipeline"
 	"github.com/labelbackup/label-backup/host/internal/pluginmgr"
 	"github.com/labelbackup/label-backup/host/internal/scheduler"
+	"github.com/labelbackup/label-backup/host/internal/webhook"
 	"github.com/labelbackup/label-backup/sdk"
 )
 
 // ShutdownGrace is how long running backups may finish after a stop signal
 // before they are cancelled; well within Docker's 10 s stop timeout.
-const ShutdownGrace = 7 * time.Second
+const ShutdownGrace = 5 * time.Second
 
 // Run runs the agent until ctx is done.
 func Run(ctx context.Context, cfg config.Config, logger hclog.Logger) error {
@@ -42,12 +43,27 @@ func Run(ctx context.Context, cfg config.Config, logger hclog.Logger) error {
 	}
 	defer docker.Close()
 
-	runner := pipeline.New(plugins, pipeline.Settings{
+	settings := pipeline.Settings{
 		Compression: cfg.Compression,
 		Timeout:     cfg.BackupTimeout,
 		LocalPath:   cfg.LocalBackupPath,
-	}, logger.Named("backup"))
+	}
+	if cfg.S3.Configured() {
+		settings.Remote = cfg.S3.SinkSettings()
+	}
+	runner := pipeline.New(plugins, settings, logger.Named("backup"))
+	notifier := webhook.New(webhook.Options{
+		Secret:     cfg.Webhook.Secret,
+		Timeout:    cfg.Webhook.Timeout,
+		MaxRetries: cfg.Webhook.MaxRetries,
+		Logger:     logger.Named("webhook"),
+	})
 	sched := scheduler.New(scheduler.Options{
+		OnEvent: func(e scheduler.Event) {
+			if url := webhookURL(e, cfg.Webhook.URL); url != "" {
+				notifier.Send(url, payload(e, time.Now()))
+			}
+		},
 		Runner: runner,
 		PluginCheck: func(dbType string) error {
 			_, err := plugins.Lookup(sdk.KindDumper, dbType)
@@ -91,6 +107,11 @@ loop:
 	graceCtx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
 	defer cancel()
 	sched.Stop(graceCtx)
+	// Only after the scheduler: runs ending during the grace period still
+	// notify. Queued notifications get a bounded time to go out.
+	notifyCtx, cancelNotify := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancelNotify()
+	notifier.Close(notifyCtx)
 	httpCtx, cancelHTTP := context.WithTimeout(context.Background(), time.Second)
 	defer cancelHTTP()
 	_ = srv.Shutdown(httpCtx)

@@ -4,7 +4,9 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -27,6 +29,48 @@ type Config struct {
 	BackupTimeout         time.Duration
 	// Compression is the default for containers without backup.compression.
 	Compression string
+
+	S3      S3
+	Webhook Webhook
+}
+
+// S3 configures the remote (S3-compatible) destination.
+type S3 struct {
+	Bucket          string
+	Region          string
+	Endpoint        string
+	AccessKeyID     string
+	SecretAccessKey string // secret
+	UsePathStyle    bool
+}
+
+// Configured reports whether a bucket was given.
+func (s S3) Configured() bool { return s.Bucket != "" }
+
+// SinkSettings are the settings the s3 sink plugin takes.
+func (s S3) SinkSettings() map[string]string {
+	m := map[string]string{
+		"bucket":         s.Bucket,
+		"region":         s.Region,
+		"use_path_style": strconv.FormatBool(s.UsePathStyle),
+	}
+	if s.Endpoint != "" {
+		m["endpoint"] = s.Endpoint
+	}
+	if s.AccessKeyID != "" {
+		m["access_key_id"] = s.AccessKeyID
+		m["secret_access_key"] = s.SecretAccessKey
+	}
+	return m
+}
+
+// Webhook configures notifications.
+type Webhook struct {
+	// URL is the global receiver; backup.webhook overrides it per container.
+	URL        string
+	Secret     string // secret: the HMAC-SHA256 key
+	Timeout    time.Duration
+	MaxRetries int
 }
 
 // Variable documents one environment variable.
@@ -46,6 +90,16 @@ func Variables() []Variable {
 		{"CONCURRENT_BACKUP_LIMIT", "20", "maximum backups running at once; more wait in a queue"},
 		{"BACKUP_TIMEOUT_MINUTES", "30", "timeout of one backup"},
 		{"COMPRESSION", "gzip", "default compression: gzip, zstd or none"},
+		{"BUCKET_NAME", "", "S3 bucket (required for backup.dest=remote/s3)"},
+		{"REGION", "us-east-1", "S3 region"},
+		{"ENDPOINT", "", "custom S3 endpoint, e.g. http://minio:9000"},
+		{"ACCESS_KEY_ID", "", "S3 access key (also ACCESS_KEY_ID_FILE); empty: the default AWS credential chain"},
+		{"SECRET_ACCESS_KEY", "", "S3 secret key (also SECRET_ACCESS_KEY_FILE)"},
+		{"S3_USE_PATH_STYLE", "false", "use path-style S3 addressing"},
+		{"WEBHOOK_URL", "", "global webhook URL"},
+		{"WEBHOOK_SECRET", "", "HMAC-SHA256 signing secret (also WEBHOOK_SECRET_FILE)"},
+		{"WEBHOOK_TIMEOUT_SECONDS", "10", "timeout of one webhook attempt"},
+		{"WEBHOOK_MAX_RETRIES", "3", "retries after a failed webhook attempt, with exponential backoff"},
 	}
 }
 
@@ -63,7 +117,34 @@ func Load(env Lookup) (Config, error) {
 		LocalBackupPath:       r.str("LOCAL_BACKUP_PATH", "/backups"),
 		ReconcileInterval:     time.Duration(r.positiveInt("RECONCILE_INTERVAL_SECONDS", 10)) * time.Second,
 		ConcurrentBackupLimit: r.positiveInt("CONCURRENT_BACKUP_LIMIT", 20),
-		BackupTimeout:         time.Duration(r.positiveInt("BACKUP_TIMEOUT_MINUTES", 30)) * time.Minute,
+		BackupTimeout:         r.minutes("BACKUP_TIMEOUT_MINUTES", 30),
+		S3: S3{
+			Bucket:          r.str("BUCKET_NAME", ""),
+			Region:          r.str("REGION", "us-east-1"),
+			Endpoint:        r.str("ENDPOINT", ""),
+			AccessKeyID:     r.secret("ACCESS_KEY_ID"),
+			SecretAccessKey: r.secret("SECRET_ACCESS_KEY"),
+			UsePathStyle:    r.boolean("S3_USE_PATH_STYLE", false),
+		},
+		Webhook: Webhook{
+			URL:        r.str("WEBHOOK_URL", ""),
+			Secret:     r.secret("WEBHOOK_SECRET"),
+			Timeout:    time.Duration(r.positiveInt("WEBHOOK_TIMEOUT_SECONDS", 10)) * time.Second,
+			MaxRetries: r.nonNegativeInt("WEBHOOK_MAX_RETRIES", 3),
+		},
+	}
+	if (c.S3.AccessKeyID == "") != (c.S3.SecretAccessKey == "") {
+		r.fail("ACCESS_KEY_ID", "and SECRET_ACCESS_KEY must be set together (or neither, for the default AWS credential chain)")
+	}
+	if c.S3.Endpoint != "" {
+		if u, err := url.Parse(c.S3.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			r.fail("ENDPOINT", "must be an http:// or https:// URL")
+		}
+	}
+	if c.Webhook.URL != "" {
+		if u, err := url.Parse(c.Webhook.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			r.fail("WEBHOOK_URL", "must be an http:// or https:// URL")
+		}
 	}
 
 	switch lvl := strings.ToLower(r.str("LOG_LEVEL", "info")); lvl {
@@ -130,4 +211,65 @@ func (r *reader) positiveInt(name string, def int) int {
 		return def
 	}
 	return n
+}
+
+// minutes reads a positive number of minutes; fractions are allowed
+// ("0.5" is 30 seconds).
+func (r *reader) minutes(name string, def float64) time.Duration {
+	v := r.str(name, "")
+	if v == "" {
+		return time.Duration(def * float64(time.Minute))
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f <= 0 || f > 1e6 {
+		r.fail(name, "must be a positive number of minutes, got %q", v)
+		return time.Duration(def * float64(time.Minute))
+	}
+	return time.Duration(f * float64(time.Minute))
+}
+
+func (r *reader) nonNegativeInt(name string, def int) int {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		r.fail(name, "must be a non-negative integer, got %q", v)
+		return def
+	}
+	return n
+}
+
+func (r *reader) boolean(name string, def bool) bool {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		r.fail(name, `must be "true" or "false", got %q`, v)
+		return def
+	}
+	return b
+}
+
+// secret reads name, or the file named by name_FILE (Docker and Kubernetes
+// secrets), never both. Values are never echoed in errors.
+func (r *reader) secret(name string) string {
+	v := r.str(name, "")
+	file := r.str(name+"_FILE", "")
+	switch {
+	case v != "" && file != "":
+		r.fail(name, "and %s_FILE are both set; set one", name)
+		return ""
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			r.fail(name+"_FILE", "cannot be read: %v", errors.Unwrap(err))
+			return ""
+		}
+		return strings.TrimRight(string(b), "\r\n")
+	}
+	return v
 }

@@ -57,6 +57,8 @@ type Settings struct {
 	Timeout time.Duration
 	// LocalPath is the local sink's base directory.
 	LocalPath string
+	// Remote are the s3 sink's settings; nil when no bucket is configured.
+	Remote map[string]string
 }
 
 // Runner runs backups through plugins.
@@ -77,7 +79,10 @@ func (r *Runner) SinkFor(dest string) (string, map[string]string, error) {
 	case labels.DestLocal, "":
 		return "local", map[string]string{"path": r.settings.LocalPath}, nil
 	case labels.DestRemote:
-		return "", nil, fmt.Errorf("destination %q: S3 storage is not available in this version", dest)
+		if r.settings.Remote == nil {
+			return "", nil, fmt.Errorf("destination %q needs S3 storage, but BUCKET_NAME is not set", dest)
+		}
+		return "s3", r.settings.Remote, nil
 	}
 	return "", nil, fmt.Errorf("unknown destination %q", dest)
 }
