@@ -11,12 +11,15 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/robfig/cron/v3"
 
 	"github.com/labelbackup/label-backup/host/internal/api"
 	"github.com/labelbackup/label-backup/host/internal/config"
 	"github.com/labelbackup/label-backup/host/internal/discovery"
+	"github.com/labelbackup/label-backup/host/internal/labels"
 	"github.com/labelbackup/label-backup/host/internal/pipeline"
 	"github.com/labelbackup/label-backup/host/internal/pluginmgr"
+	"github.com/labelbackup/label-backup/host/internal/retention"
 	"github.com/labelbackup/label-backup/host/internal/scheduler"
 	"github.com/labelbackup/label-backup/host/internal/webhook"
 	"github.com/labelbackup/label-backup/sdk"
@@ -51,6 +54,11 @@ func Run(ctx context.Context, cfg config.Config, logger hclog.Logger) error {
 	if cfg.S3.Configured() {
 		settings.Remote = cfg.S3.SinkSettings()
 	}
+	settings.Retention = retention.Policy{
+		Period:   cfg.Retention.Period,
+		KeepLast: cfg.Retention.KeepLast,
+		DryRun:   cfg.Retention.DryRun,
+	}
 	runner := pipeline.New(plugins, settings, logger.Named("backup"))
 	notifier := webhook.New(webhook.Options{
 		Secret:     cfg.Webhook.Secret,
@@ -72,6 +80,25 @@ func Run(ctx context.Context, cfg config.Config, logger hclog.Logger) error {
 		Limit:  cfg.ConcurrentBackupLimit,
 		Logger: logger.Named("scheduler"),
 	})
+
+	// The retention sweep covers every scheduled container, also those whose
+	// backups keep failing (their prune never runs after a success).
+	sweep := cron.New(cron.WithLocation(time.Local))
+	sweepSchedule, err := labels.ParseCron(cfg.Retention.Schedule)
+	if err != nil {
+		return fmt.Errorf("GC_SCHEDULE: %w", err)
+	}
+	sweep.Schedule(sweepSchedule, cron.FuncJob(func() {
+		jobs, _ := sched.Jobs()
+		pjobs := make([]pipeline.Job, len(jobs))
+		for i, j := range jobs {
+			pjobs[i] = j.Job
+		}
+		reports := runner.Prune(ctx, pjobs)
+		logger.Info("retention sweep done", "containers", len(reports))
+	}))
+	sweep.Start()
+	defer sweep.Stop()
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {

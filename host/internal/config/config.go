@@ -14,6 +14,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/labelbackup/label-backup/host/internal/labels"
+	"github.com/labelbackup/label-backup/host/internal/period"
 )
 
 // Config is the agent's configuration.
@@ -30,8 +33,21 @@ type Config struct {
 	// Compression is the default for containers without backup.compression.
 	Compression string
 
-	S3      S3
-	Webhook Webhook
+	S3        S3
+	Webhook   Webhook
+	Retention Retention
+}
+
+// Retention configures pruning.
+type Retention struct {
+	// Period applies to containers without backup.retention.
+	Period time.Duration
+	// KeepLast newest successful backups are always kept (at least 1).
+	KeepLast int
+	DryRun   bool
+	// Schedule is when the sweep over every job runs, besides the prune
+	// after each successful backup.
+	Schedule string
 }
 
 // S3 configures the remote (S3-compatible) destination.
@@ -96,6 +112,10 @@ func Variables() []Variable {
 		{"ACCESS_KEY_ID", "", "S3 access key (also ACCESS_KEY_ID_FILE); empty: the default AWS credential chain"},
 		{"SECRET_ACCESS_KEY", "", "S3 secret key (also SECRET_ACCESS_KEY_FILE)"},
 		{"S3_USE_PATH_STYLE", "false", "use path-style S3 addressing"},
+		{"GLOBAL_RETENTION_PERIOD", "7d", "retention period (7d, 24h, 90m); backup.retention overrides it"},
+		{"GC_DRY_RUN", "false", "log what retention would delete, delete nothing"},
+		{"RETENTION_KEEP_LAST", "3", "newest successful backups per container that retention never deletes (at least 1)"},
+		{"GC_SCHEDULE", "@daily", "cron schedule of the retention sweep over every container"},
 		{"WEBHOOK_URL", "", "global webhook URL"},
 		{"WEBHOOK_SECRET", "", "HMAC-SHA256 signing secret (also WEBHOOK_SECRET_FILE)"},
 		{"WEBHOOK_TIMEOUT_SECONDS", "10", "timeout of one webhook attempt"},
@@ -126,12 +146,21 @@ func Load(env Lookup) (Config, error) {
 			SecretAccessKey: r.secret("SECRET_ACCESS_KEY"),
 			UsePathStyle:    r.boolean("S3_USE_PATH_STYLE", false),
 		},
+		Retention: Retention{
+			Period:   r.period("GLOBAL_RETENTION_PERIOD", 7*24*time.Hour),
+			KeepLast: r.positiveInt("RETENTION_KEEP_LAST", 3),
+			DryRun:   r.boolean("GC_DRY_RUN", false),
+			Schedule: r.str("GC_SCHEDULE", "@daily"),
+		},
 		Webhook: Webhook{
 			URL:        r.str("WEBHOOK_URL", ""),
 			Secret:     r.secret("WEBHOOK_SECRET"),
 			Timeout:    time.Duration(r.positiveInt("WEBHOOK_TIMEOUT_SECONDS", 10)) * time.Second,
 			MaxRetries: r.nonNegativeInt("WEBHOOK_MAX_RETRIES", 3),
 		},
+	}
+	if _, err := labels.ParseCron(c.Retention.Schedule); err != nil {
+		r.fail("GC_SCHEDULE", "is not a valid schedule: %v", err)
 	}
 	if (c.S3.AccessKeyID == "") != (c.S3.SecretAccessKey == "") {
 		r.fail("ACCESS_KEY_ID", "and SECRET_ACCESS_KEY must be set together (or neither, for the default AWS credential chain)")
@@ -272,4 +301,19 @@ func (r *reader) secret(name string) string {
 		return strings.TrimRight(string(b), "\r\n")
 	}
 	return v
+}
+
+// period reads a retention period. An invalid value is an error: retention
+// must never be silently disabled.
+func (r *reader) period(name string, def time.Duration) time.Duration {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	d, err := period.Parse(v)
+	if err != nil {
+		r.fail(name, "is invalid: %v", err)
+		return def
+	}
+	return d
 }

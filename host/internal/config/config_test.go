@@ -22,8 +22,9 @@ func TestDefaults(t *testing.T) {
 	want := Config{
 		LogLevel: hclog.Info, HTTPAddr: ":8080", PluginDir: "/opt/plugins", LocalBackupPath: "/backups",
 		ReconcileInterval: 10 * time.Second, ConcurrentBackupLimit: 20, BackupTimeout: 30 * time.Minute, Compression: "gzip",
-		S3:      S3{Region: "us-east-1"},
-		Webhook: Webhook{Timeout: 10 * time.Second, MaxRetries: 3},
+		S3:        S3{Region: "us-east-1"},
+		Webhook:   Webhook{Timeout: 10 * time.Second, MaxRetries: 3},
+		Retention: Retention{Period: 7 * 24 * time.Hour, KeepLast: 3, Schedule: "@daily"},
 	}
 	if c != want {
 		t.Errorf("defaults =\n %+v\nwant\n %+v", c, want)
@@ -41,6 +42,7 @@ func TestEveryVariableIsRead(t *testing.T) {
 		"BUCKET_NAME": "bk", "REGION": "eu-west-3", "ENDPOINT": "http://127.0.0.1:7070", "ACCESS_KEY_ID": "AK",
 		"SECRET_ACCESS_KEY": "SK", "S3_USE_PATH_STYLE": "true",
 		"WEBHOOK_URL": "https://hooks.example/x", "WEBHOOK_SECRET": "whs", "WEBHOOK_TIMEOUT_SECONDS": "4", "WEBHOOK_MAX_RETRIES": "0",
+		"GLOBAL_RETENTION_PERIOD": "36h", "GC_DRY_RUN": "true", "RETENTION_KEEP_LAST": "5", "GC_SCHEDULE": "0 3 * * *",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -48,8 +50,9 @@ func TestEveryVariableIsRead(t *testing.T) {
 	want := Config{
 		LogLevel: hclog.Debug, LogJSON: true, HTTPAddr: "127.0.0.1:9999", PluginDir: "/p", LocalBackupPath: "/data/b",
 		ReconcileInterval: 3 * time.Second, ConcurrentBackupLimit: 2, BackupTimeout: 30 * time.Second, Compression: "zstd",
-		S3:      S3{Bucket: "bk", Region: "eu-west-3", Endpoint: "http://127.0.0.1:7070", AccessKeyID: "AK", SecretAccessKey: "SK", UsePathStyle: true},
-		Webhook: Webhook{URL: "https://hooks.example/x", Secret: "whs", Timeout: 4 * time.Second, MaxRetries: 0},
+		S3:        S3{Bucket: "bk", Region: "eu-west-3", Endpoint: "http://127.0.0.1:7070", AccessKeyID: "AK", SecretAccessKey: "SK", UsePathStyle: true},
+		Webhook:   Webhook{URL: "https://hooks.example/x", Secret: "whs", Timeout: 4 * time.Second, MaxRetries: 0},
+		Retention: Retention{Period: 36 * time.Hour, KeepLast: 5, DryRun: true, Schedule: "0 3 * * *"},
 	}
 	if c != want {
 		t.Errorf("config =\n %+v\nwant\n %+v", c, want)
@@ -85,6 +88,12 @@ func TestInvalid(t *testing.T) {
 		{"WEBHOOK_TIMEOUT_SECONDS", "0", "WEBHOOK_TIMEOUT_SECONDS must be a positive integer"},
 		{"WEBHOOK_MAX_RETRIES", "-2", "WEBHOOK_MAX_RETRIES must be a non-negative integer"},
 		{"ACCESS_KEY_ID", "only-the-id", "ACCESS_KEY_ID and SECRET_ACCESS_KEY must be set together"},
+		// An invalid period stops the agent instead of disabling retention.
+		{"GLOBAL_RETENTION_PERIOD", "7 days", "GLOBAL_RETENTION_PERIOD is invalid"},
+		{"GLOBAL_RETENTION_PERIOD", "0d", "GLOBAL_RETENTION_PERIOD is invalid"},
+		{"GC_DRY_RUN", "maybe", "GC_DRY_RUN must be"},
+		{"RETENTION_KEEP_LAST", "0", "RETENTION_KEEP_LAST must be a positive integer"},
+		{"GC_SCHEDULE", "sometimes", "GC_SCHEDULE is not a valid schedule"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.val, func(t *testing.T) {

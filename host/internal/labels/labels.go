@@ -8,6 +8,7 @@ import (
 	"path"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,6 +32,7 @@ const (
 	Retention   = "backup.retention"
 	Webhook     = "backup.webhook"
 	Compression = "backup.compression"
+	Keep        = "backup.keep"
 )
 
 // known lists every label key with a one-line description; the order is the
@@ -46,6 +48,7 @@ var known = []struct{ key, doc string }{
 	{Retention, "retention period overriding GLOBAL_RETENTION_PERIOD (7d, 24h, 90m)"},
 	{Webhook, "webhook URL overriding WEBHOOK_URL"},
 	{Compression, `compression: "gzip" (default), "zstd" or "none"`},
+	{Keep, "newest successful backups retention always keeps, overriding RETENTION_KEEP_LAST"},
 }
 
 // Destinations.
@@ -69,6 +72,8 @@ type Spec struct {
 	Webhook   string // may carry a token: show it only through RedactURL
 	// Compression is empty when the global setting applies.
 	Compression string
+	// Keep is zero when the global RETENTION_KEEP_LAST applies.
+	Keep int
 	// Warnings are problems that do not stop the container's backups, such
 	// as unknown backup.* keys.
 	Warnings []string
@@ -204,6 +209,14 @@ func Decode(l map[string]string) (Spec, error) {
 			bad(Compression, `must be "gzip", "zstd" or "none", got %q`, l[Compression])
 		}
 		s.Compression = v
+	}
+
+	if v := strings.TrimSpace(l[Keep]); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			bad(Keep, "must be a whole number of at least 1, got %q", l[Keep])
+		}
+		s.Keep = n
 	}
 
 	s.Warnings = unknownKeys(l)

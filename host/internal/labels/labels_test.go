@@ -37,8 +37,8 @@ func TestDecodeValid(t *testing.T) {
 	}{
 		{"minimal", base(), Spec{Enabled: true, Type: "postgres", Cron: "0 2 * * *", Conn: "postgresql://app:s3cret-pw@db:5432/app", Dest: DestLocal}},
 		{"enabled is case-insensitive", with(Enabled, "TRUE"), Spec{Enabled: true, Type: "postgres", Cron: "0 2 * * *", Conn: "postgresql://app:s3cret-pw@db:5432/app", Dest: DestLocal}},
-		{"all labels", with(Database, "other", Dest, "remote", NamePrefix, "/production/postgres/", Retention, "14d", Webhook, "https://hooks.example/x", Compression, "zstd"),
-			Spec{Enabled: true, Type: "postgres", Cron: "0 2 * * *", Conn: "postgresql://app:s3cret-pw@db:5432/app", Database: "other", Dest: DestRemote, Prefix: "production/postgres", Retention: 14 * 24 * time.Hour, Webhook: "https://hooks.example/x", Compression: "zstd"}},
+		{"all labels", with(Database, "other", Dest, "remote", NamePrefix, "/production/postgres/", Retention, "14d", Webhook, "https://hooks.example/x", Compression, "zstd", Keep, "5"),
+			Spec{Enabled: true, Type: "postgres", Cron: "0 2 * * *", Conn: "postgresql://app:s3cret-pw@db:5432/app", Database: "other", Dest: DestRemote, Prefix: "production/postgres", Retention: 14 * 24 * time.Hour, Webhook: "https://hooks.example/x", Compression: "zstd", Keep: 5}},
 		{"s3 is remote", with(Dest, "s3"), Spec{Enabled: true, Type: "postgres", Cron: "0 2 * * *", Conn: "postgresql://app:s3cret-pw@db:5432/app", Dest: DestRemote}},
 		{"type alias", with(Type, "MariaDB"), Spec{Enabled: true, Type: "mysql", Cron: "0 2 * * *", Conn: "postgresql://app:s3cret-pw@db:5432/app", Dest: DestLocal}},
 		{"seconds cron", with(Cron, "*/5 * * * * *"), Spec{Enabled: true, Type: "postgres", Cron: "*/5 * * * * *", Conn: "postgresql://app:s3cret-pw@db:5432/app", Dest: DestLocal}},
@@ -83,6 +83,8 @@ func TestDecodeInvalid(t *testing.T) {
 		{"bad webhook", with(Webhook, "ftp://x"), Webhook, "http:// or https://"},
 		{"bad compression", with(Compression, "lz4"), Compression, `"gzip", "zstd" or "none"`},
 		{"database slash", with(Database, "a/b"), Database, "forbidden character"},
+		{"keep zero", with(Keep, "0"), Keep, "at least 1"},
+		{"keep words", with(Keep, "three"), Keep, "at least 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

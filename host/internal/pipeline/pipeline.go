@@ -21,6 +21,7 @@ import (
 	"github.com/labelbackup/label-backup/host/internal/metadata"
 	"github.com/labelbackup/label-backup/host/internal/objname"
 	"github.com/labelbackup/label-backup/host/internal/pluginmgr"
+	"github.com/labelbackup/label-backup/host/internal/retention"
 	"github.com/labelbackup/label-backup/sdk"
 )
 
@@ -47,6 +48,8 @@ type Result struct {
 	SHA256   string
 	Metadata *metadata.Metadata
 	Err      error
+	// Retention is what the prune after a successful backup did.
+	Retention *retention.Report
 }
 
 // Settings are the agent-wide parts of a run.
@@ -59,6 +62,8 @@ type Settings struct {
 	LocalPath string
 	// Remote are the s3 sink's settings; nil when no bucket is configured.
 	Remote map[string]string
+	// Retention is the global policy; labels override period and keep.
+	Retention retention.Policy
 }
 
 // Runner runs backups through plugins.
@@ -218,7 +223,65 @@ func (r *Runner) run(ctx context.Context, job Job, res *Result, log hclog.Logger
 		log.Warn("dump warning", "warning", w)
 	}
 	res.Object, res.URL, res.Size, res.SHA256, res.Metadata = key, obj.URL, obj.Size, meta.Checksum, &meta
+
+	// Prune right after a success: the new backup is the newest one kept.
+	// A failing prune never fails the backup.
+	rep, err := retention.Prune(ctx, sink, r.jobRetention(job), r.policy(spec), time.Now(), log)
+	if err != nil {
+		log.Error("retention failed", "error", err)
+	} else {
+		res.Retention = &rep
+	}
 	return nil
+}
+
+// policy is the retention policy of a job: labels override the globals.
+func (r *Runner) policy(spec labels.Spec) retention.Policy {
+	p := r.settings.Retention
+	if spec.Retention > 0 {
+		p.Period = spec.Retention
+	}
+	if spec.Keep > 0 {
+		p.KeepLast = spec.Keep
+	}
+	return p
+}
+
+func (r *Runner) jobRetention(job Job) retention.Job {
+	return retention.Job{Prefix: job.Spec.Prefix, ContainerName: job.ContainerName}
+}
+
+// Prune applies retention to each job's backups, starting each destination's
+// sink once. It returns a report per container name.
+func (r *Runner) Prune(ctx context.Context, jobs []Job) map[string]retention.Report {
+	out := map[string]retention.Report{}
+	byDest := map[string][]Job{}
+	for _, j := range jobs {
+		byDest[j.Spec.Dest] = append(byDest[j.Spec.Dest], j)
+	}
+	for dest, js := range byDest {
+		name, settings, err := r.SinkFor(dest)
+		if err != nil {
+			r.logger.Error("retention sweep: destination unavailable", "dest", dest, "error", err)
+			continue
+		}
+		sink, err := r.plugins.StartSink(ctx, name, settings)
+		if err != nil {
+			r.logger.Error("retention sweep: sink failed to start", "sink", name, "error", err)
+			continue
+		}
+		for _, j := range js {
+			log := r.logger.With("container", j.ContainerName)
+			rep, err := retention.Prune(ctx, sink, r.jobRetention(j), r.policy(j.Spec), time.Now(), log)
+			if err != nil {
+				log.Error("retention failed", "error", sink.Explain(err))
+				continue
+			}
+			out[j.ContainerName] = rep
+		}
+		sink.Close()
+	}
+	return out
 }
 
 // explainBoth attributes a streaming failure to whichever plugin died.

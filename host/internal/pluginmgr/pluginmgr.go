@@ -177,12 +177,21 @@ type Process struct {
 func (p *Process) Close() { p.client.Kill() }
 
 // Explain adds "the plugin process died" to err when that is what happened,
-// so a crash reads as a crash and not as a network error.
+// so a crash reads as a crash and not as a network error. A dead plugin's
+// calls fail as unavailable, sometimes before go-plugin has noticed the
+// exit: such errors get a moment for the exit to show.
 func (p *Process) Explain(err error) error {
-	if err != nil && p.client.Exited() {
-		return fmt.Errorf("%s plugin %q exited unexpectedly: %w", p.Info.Kind, p.Info.Name, err)
+	if err == nil {
+		return nil
 	}
-	return err
+	deadline := time.Now().Add(time.Second)
+	for !p.client.Exited() {
+		if !errors.Is(err, sdk.ErrUnavailable) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("%s plugin %q exited unexpectedly: %w", p.Info.Kind, p.Info.Name, err)
 }
 
 // Dumper is a running dumper plugin.
