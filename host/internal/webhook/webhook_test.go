@@ -81,7 +81,7 @@ func TestPayloadGolden(t *testing.T) {
 // destination_url always.
 func TestPresenceRules(t *testing.T) {
 	for _, tc := range []struct {
-		p                  Payload
+		p                 Payload
 		hasError, hasSize bool
 	}{
 		{successPayload(), false, true},
