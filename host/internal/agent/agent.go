@@ -1,5 +1,5 @@
-// Package agent wires discovery, scheduling, the backup pipeline and the
-// HTTP API into the long-running daemon.
+// Package agent wires discovery, scheduling, the backup pipeline,
+// retention, webhooks, metrics and the HTTP API into the daemon.
 package agent
 
 import (
@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -17,8 +18,10 @@ import (
 	"github.com/labelbackup/label-backup/host/internal/config"
 	"github.com/labelbackup/label-backup/host/internal/discovery"
 	"github.com/labelbackup/label-backup/host/internal/labels"
+	"github.com/labelbackup/label-backup/host/internal/metrics"
 	"github.com/labelbackup/label-backup/host/internal/pipeline"
 	"github.com/labelbackup/label-backup/host/internal/pluginmgr"
+	"github.com/labelbackup/label-backup/host/internal/readiness"
 	"github.com/labelbackup/label-backup/host/internal/retention"
 	"github.com/labelbackup/label-backup/host/internal/scheduler"
 	"github.com/labelbackup/label-backup/host/internal/webhook"
@@ -35,7 +38,7 @@ func Run(ctx context.Context, cfg config.Config, logger hclog.Logger) error {
 	if err != nil {
 		return err
 	}
-	installed, _ := plugins.List()
+	installed, broken := plugins.List()
 	for _, e := range installed {
 		logger.Info("plugin", "name", e.Info.Name, "kind", e.Info.Kind, "version", e.Info.Version)
 	}
@@ -46,28 +49,27 @@ func Run(ctx context.Context, cfg config.Config, logger hclog.Logger) error {
 	}
 	defer docker.Close()
 
-	settings := pipeline.Settings{
-		Compression: cfg.Compression,
-		Timeout:     cfg.BackupTimeout,
-		LocalPath:   cfg.LocalBackupPath,
-	}
-	if cfg.S3.Configured() {
-		settings.Remote = cfg.S3.SinkSettings()
-	}
-	settings.Retention = retention.Policy{
-		Period:   cfg.Retention.Period,
-		KeepLast: cfg.Retention.KeepLast,
-		DryRun:   cfg.Retention.DryRun,
-	}
-	runner := pipeline.New(plugins, settings, logger.Named("backup"))
+	runner := pipeline.New(plugins, runnerSettings(cfg), logger.Named("backup"))
+
+	var sched *scheduler.Scheduler
+	m := metrics.New(metrics.Gauges{
+		Queued:   func() float64 { return float64(sched.Queued()) },
+		Running:  func() float64 { return float64(sched.Running()) },
+		Jobs:     func() float64 { j, _ := sched.Jobs(); return float64(len(j)) },
+		Rejected: func() float64 { _, r := sched.Jobs(); return float64(len(r)) },
+	})
 	notifier := webhook.New(webhook.Options{
 		Secret:     cfg.Webhook.Secret,
 		Timeout:    cfg.Webhook.Timeout,
 		MaxRetries: cfg.Webhook.MaxRetries,
 		Logger:     logger.Named("webhook"),
+		OnResult: func(r webhook.Result) {
+			m.Webhook(r.Receiver, string(r.Outcome), r.BreakerOpen)
+		},
 	})
-	sched := scheduler.New(scheduler.Options{
+	sched = scheduler.New(scheduler.Options{
 		OnEvent: func(e scheduler.Event) {
+			record(m, e)
 			if url := webhookURL(e, cfg.Webhook.URL); url != "" {
 				notifier.Send(url, payload(e, time.Now()))
 			}
@@ -95,16 +97,37 @@ func Run(ctx context.Context, cfg config.Config, logger hclog.Logger) error {
 			pjobs[i] = j.Job
 		}
 		reports := runner.Prune(ctx, pjobs)
+		for name, rep := range reports {
+			if !rep.DryRun {
+				m.RetentionDeleted(name, len(rep.Deleted))
+			}
+		}
 		logger.Info("retention sweep done", "containers", len(reports))
 	}))
 	sweep.Start()
 	defer sweep.Stop()
 
+	ready := readiness.New(15*time.Second, 10*time.Second, checks(cfg, docker, plugins, runner, broken)...)
+	go ready.Run(ctx)
+
+	var running atomic.Bool
+	running.Store(true)
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
 	}
-	srv := api.NewHTTPServer(cfg.HTTPAddr, api.New(sched))
+	srv := api.NewHTTPServer(cfg.HTTPAddr, api.New(api.Deps{
+		Jobs:      sched,
+		Readiness: ready,
+		Metadata:  runner,
+		Metrics:   m.Handler(),
+		Alive: func() error {
+			if !running.Load() {
+				return errors.New("shutting down")
+			}
+			return nil
+		},
+	}))
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Error("http server stopped", "error", err)
@@ -129,6 +152,7 @@ loop:
 		}
 	}
 	<-watchDone
+	running.Store(false)
 
 	logger.Info("shutting down", "grace", ShutdownGrace)
 	graceCtx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
@@ -144,4 +168,74 @@ loop:
 	_ = srv.Shutdown(httpCtx)
 	logger.Info("stopped")
 	return nil
+}
+
+func runnerSettings(cfg config.Config) pipeline.Settings {
+	s := pipeline.Settings{
+		Compression: cfg.Compression,
+		Timeout:     cfg.BackupTimeout,
+		LocalPath:   cfg.LocalBackupPath,
+		Retention: retention.Policy{
+			Period:   cfg.Retention.Period,
+			KeepLast: cfg.Retention.KeepLast,
+			DryRun:   cfg.Retention.DryRun,
+		},
+	}
+	if cfg.S3.Configured() {
+		s.Remote = cfg.S3.SinkSettings()
+	}
+	return s
+}
+
+// record turns a run's outcome into metrics.
+func record(m *metrics.Metrics, e scheduler.Event) {
+	result := "failure"
+	switch e.Outcome {
+	case scheduler.Succeeded:
+		result = "success"
+	case scheduler.Skipped:
+		result = "skipped"
+	}
+	m.Backup(e.Job.ContainerName, result, e.Result.Duration, e.Result.Size, e.Result.Started.Add(e.Result.Duration))
+	if rep := e.Result.Retention; rep != nil && !rep.DryRun {
+		m.RetentionDeleted(e.Job.ContainerName, len(rep.Deleted))
+	}
+}
+
+// checks are the readiness conditions: the Docker engine answers, the
+// plugins load, and each configured storage is usable.
+func checks(cfg config.Config, docker discovery.Pinger, plugins *pluginmgr.Manager, runner *pipeline.Runner, broken map[string]string) []readiness.Check {
+	out := []readiness.Check{
+		{Name: "docker", Fn: func(ctx context.Context) error {
+			if _, err := docker.Ping(ctx); err != nil {
+				return fmt.Errorf("docker engine unreachable: %w", err)
+			}
+			return nil
+		}},
+		{Name: "plugins", Fn: func(context.Context) error {
+			for file, why := range broken {
+				return fmt.Errorf("%s rejected: %s", file, why)
+			}
+			if _, err := plugins.Lookup(sdk.KindSink, "local"); err != nil {
+				return err
+			}
+			if cfg.S3.Configured() {
+				if _, err := plugins.Lookup(sdk.KindSink, "s3"); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{Name: "local storage", Fn: func(ctx context.Context) error {
+			_, err := runner.CheckStorage(ctx, labels.DestLocal)
+			return err
+		}},
+	}
+	if cfg.S3.Configured() {
+		out = append(out, readiness.Check{Name: "s3 bucket " + cfg.S3.Bucket, Fn: func(ctx context.Context) error {
+			_, err := runner.CheckStorage(ctx, labels.DestRemote)
+			return err
+		}})
+	}
+	return out
 }

@@ -3,14 +3,19 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/labelbackup/label-backup/host/internal/labels"
 	"github.com/labelbackup/label-backup/host/internal/period"
 	"github.com/labelbackup/label-backup/host/internal/pipeline"
+	"github.com/labelbackup/label-backup/host/internal/readiness"
 	"github.com/labelbackup/label-backup/host/internal/scheduler"
+	"github.com/labelbackup/label-backup/sdk"
 )
 
 // Jobs is what the API needs from the scheduler.
@@ -21,18 +26,44 @@ type Jobs interface {
 	Running() int64
 }
 
+// Readiness reports the last readiness checks.
+type Readiness interface {
+	Status(ctx context.Context) (bool, []readiness.Result)
+}
+
+// MetadataSource reads a backup's metadata file through the sink holding
+// it. It returns pipeline.ErrInvalidKey or sdk.ErrNotFound as appropriate.
+type MetadataSource interface {
+	ReadMetadata(ctx context.Context, key string) ([]byte, error)
+}
+
+// Deps are the API's collaborators.
+type Deps struct {
+	Jobs      Jobs
+	Readiness Readiness
+	Metadata  MetadataSource
+	Metrics   http.Handler
+	// Alive reports whether the agent's loops are running.
+	Alive func() error
+}
+
 // Server holds the handlers' dependencies.
 type Server struct {
-	jobs Jobs
+	Deps
 }
 
 // New returns the API handler.
-func New(jobs Jobs) http.Handler {
-	s := &Server{jobs: jobs}
+func New(d Deps) http.Handler {
+	s := &Server{Deps: d}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("GET /metadata", s.metadata)
 	mux.HandleFunc("GET /jobs", s.listJobs)
 	mux.HandleFunc("POST /jobs/{id}/run", s.runJob)
+	if d.Metrics != nil {
+		mux.Handle("GET /metrics", d.Metrics)
+	}
 	return mux
 }
 
@@ -51,7 +82,51 @@ func NewHTTPServer(addr string, h http.Handler) *http.Server {
 }
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	if s.Alive != nil {
+		if err := s.Alive(); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unhealthy", "error": err.Error()})
+			return
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz answers 200 when every readiness check passed, else 503, with one
+// line per check either way.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
+	defer cancel()
+	ready, results := s.Readiness.Status(ctx)
+	code := http.StatusOK
+	if !ready {
+		code = http.StatusServiceUnavailable
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(code)
+	for _, line := range readiness.Lines(results) {
+		fmt.Fprintln(w, line)
+	}
+}
+
+// metadata serves the metadata JSON of ?object=<backup key>.
+func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
+	key := r.URL.Query().Get("object")
+	if key == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "missing ?object=<backup key>"})
+		return
+	}
+	body, err := s.Metadata.ReadMetadata(r.Context(), key)
+	switch {
+	case errors.Is(err, pipeline.ErrInvalidKey):
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "object is not a backup name this agent writes"})
+	case errors.Is(err, sdk.ErrNotFound):
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such backup"})
+	case err != nil:
+		writeJSON(w, http.StatusBadGateway, map[string]string{"error": "storage unavailable"})
+	default:
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
+	}
 }
 
 // JobView is a job as the API shows it: settings without secrets.
@@ -125,7 +200,7 @@ func view(j scheduler.JobStatus) JobView {
 }
 
 func (s *Server) listJobs(w http.ResponseWriter, _ *http.Request) {
-	jobs, rejected := s.jobs.Jobs()
+	jobs, rejected := s.Jobs.Jobs()
 	views := make([]JobView, len(jobs))
 	for i, j := range jobs {
 		views[i] = view(j)
@@ -133,18 +208,18 @@ func (s *Server) listJobs(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"jobs":     views,
 		"rejected": rejected,
-		"queued":   s.jobs.Queued(),
-		"running":  s.jobs.Running(),
+		"queued":   s.Jobs.Queued(),
+		"running":  s.Jobs.Running(),
 	})
 }
 
 func (s *Server) runJob(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	jobs, _ := s.jobs.Jobs()
+	jobs, _ := s.Jobs.Jobs()
 	for _, j := range jobs {
 		// Accept the full id, a unique 12-char short id, or the name.
 		if j.Job.ContainerID == id || j.Job.ContainerName == id || (len(id) >= 12 && len(j.Job.ContainerID) >= len(id) && j.Job.ContainerID[:len(id)] == id) {
-			if err := s.jobs.Trigger(j.Job.ContainerID); err != nil {
+			if err := s.Jobs.Trigger(j.Job.ContainerID); err != nil {
 				writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
 				return
 			}

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
@@ -33,6 +34,11 @@ type Container struct {
 type Engine interface {
 	ContainerList(ctx context.Context, opts container.ListOptions) ([]container.Summary, error)
 	Events(ctx context.Context, opts events.ListOptions) (<-chan events.Message, <-chan error)
+}
+
+// Pinger checks the engine answers.
+type Pinger interface {
+	Ping(ctx context.Context) (types.Ping, error)
 }
 
 // Watcher produces snapshots of labeled running containers.

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"strings"
 	"time"
@@ -318,4 +319,71 @@ func short(id string) string {
 		return id[:12]
 	}
 	return id
+}
+
+// ErrInvalidKey means a key is not the name of a backup this agent writes.
+var ErrInvalidKey = errors.New("not a backup object name")
+
+// ReadMetadata returns the metadata file of the backup called key (the
+// backup's own key; a trailing ".metadata.json" is accepted too), looking
+// in local storage and then in S3 when configured.
+func (r *Runner) ReadMetadata(ctx context.Context, key string) ([]byte, error) {
+	key = strings.TrimSuffix(key, objname.MetadataSuffix)
+	if _, ok := objname.Parse(key); !ok || len(key) > 1024 {
+		return nil, ErrInvalidKey
+	}
+	for _, dest := range []string{labels.DestLocal, labels.DestRemote} {
+		name, settings, err := r.SinkFor(dest)
+		if err != nil {
+			continue // S3 not configured
+		}
+		sink, err := r.plugins.StartSink(ctx, name, settings)
+		if err != nil {
+			return nil, fmt.Errorf("%s storage unavailable: %w", name, err)
+		}
+		var buf bytes.Buffer
+		err = sink.Get(ctx, key+objname.MetadataSuffix, &limitWriter{w: &buf, left: 1 << 20})
+		sink.Close()
+		switch {
+		case err == nil:
+			return buf.Bytes(), nil
+		case errors.Is(err, sdk.ErrNotFound):
+			continue
+		case errors.Is(err, sdk.ErrInvalidArgument):
+			return nil, ErrInvalidKey
+		default:
+			return nil, fmt.Errorf("reading from %s storage: %w", name, err)
+		}
+	}
+	return nil, sdk.ErrNotFound
+}
+
+// limitWriter refuses more than left bytes.
+type limitWriter struct {
+	w    io.Writer
+	left int
+}
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	if len(p) > l.left {
+		return 0, errors.New("file larger than any metadata file")
+	}
+	l.left -= len(p)
+	return l.w.Write(p)
+}
+
+// CheckStorage starts the sink of a destination and asks whether it is
+// usable; it returns the sink's detail (e.g. free space).
+func (r *Runner) CheckStorage(ctx context.Context, dest string) (string, error) {
+	name, settings, err := r.SinkFor(dest)
+	if err != nil {
+		return "", err
+	}
+	sink, err := r.plugins.StartSink(ctx, name, settings)
+	if err != nil {
+		return "", err
+	}
+	defer sink.Close()
+	detail, err := sink.CheckReady(ctx)
+	return detail, sink.Explain(err)
 }
