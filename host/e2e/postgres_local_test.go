@@ -123,6 +123,59 @@ func TestPostgresToLocal(t *testing.T) {
 	if got := pg.Psql(t, "restored", fingerprintSQL); got != want {
 		t.Errorf("restored data differs:\n got  %s\n want %s", got, want)
 	}
+
+	// The same through the agent's own restore command, into a fresh
+	// database, with the checksum verified first.
+	key, _ := filepath.Rel(backups, file)
+	cli := func(args ...string) (string, int) {
+		cmd := exec.Command(filepath.Join(itest.BuildBinaries(t), "label-backup"), args...)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "LOCAL_BACKUP_PATH=" + backups, "PLUGIN_DIR=" + itest.BuildBinaries(t), "LOG_LEVEL=error"}
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), code
+	}
+	pg.CreateDatabase(t, "viacli")
+	target := fmt.Sprintf("postgresql://postgres:%s@127.0.0.1:%d/viacli?sslmode=disable", password, pg.Port)
+	if out, code := cli("restore", "--conn", target, key); code != 0 {
+		t.Fatalf("label-backup restore: exit %d\n%s", code, out)
+	}
+	if got := pg.Psql(t, "viacli", fingerprintSQL); got != want {
+		t.Errorf("data restored by the restore command differs:\n got  %s\n want %s", got, want)
+	}
+	if out, code := cli("list", "--json"); code != 0 || !strings.Contains(out, key) {
+		t.Errorf("label-backup list: exit %d\n%s", code, out)
+	}
+	if out, code := cli("verify"); code != 0 || !strings.Contains(out, "ok") {
+		t.Errorf("label-backup verify: exit %d\n%s", code, out)
+	}
+
+	// A corrupted backup is refused before the target is touched, and
+	// verify names it.
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0xFF
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pg.CreateDatabase(t, "untouched")
+	untouched := fmt.Sprintf("postgresql://postgres:%s@127.0.0.1:%d/untouched?sslmode=disable", password, pg.Port)
+	out, code := cli("restore", "--conn", untouched, key)
+	if code != 3 || !strings.Contains(out, "corrupt") {
+		t.Errorf("restore of a corrupt backup: exit %d\n%s", code, out)
+	}
+	if got := pg.Psql(t, "untouched", "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"); got != "0" {
+		t.Errorf("a corrupt restore touched the target: %s tables", got)
+	}
+	if out, code := cli("verify"); code != 1 || !strings.Contains(out, "CORRUPT") {
+		t.Errorf("verify of a corrupt backup: exit %d\n%s", code, out)
+	}
 }
 
 // startLabeled runs a tiny long-lived container carrying labels and returns

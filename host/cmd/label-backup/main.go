@@ -26,6 +26,10 @@ const usage = `usage: label-backup [command]
 
 commands:
   run          run the agent (the default)
+  backup       back up one labeled container now, without the agent
+  restore      restore a backup (checksum verified first) into its database
+  list         list stored backups with their metadata (--json)
+  verify       recompute the checksums of stored backups against their metadata
   plugins      list installed plugins (--json for JSON)
   healthcheck exit 0 when the running agent's /healthz answers (for HEALTHCHECK)
   version      print the version
@@ -61,6 +65,14 @@ func run(args []string) int {
 			return 1
 		}
 		return 0
+	case "backup":
+		return cmdBackup(ctx, cfg, logger, args)
+	case "restore":
+		return cmdRestore(ctx, cfg, logger, args)
+	case "list":
+		return cmdList(ctx, cfg, logger, args)
+	case "verify":
+		return cmdVerify(ctx, cfg, logger, args)
 	case "plugins":
 		return listPlugins(ctx, cfg, logger, len(args) > 0 && args[0] == "--json")
 	case "healthcheck":

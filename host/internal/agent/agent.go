@@ -22,7 +22,6 @@ import (
 	"github.com/labelbackup/label-backup/host/internal/pipeline"
 	"github.com/labelbackup/label-backup/host/internal/pluginmgr"
 	"github.com/labelbackup/label-backup/host/internal/readiness"
-	"github.com/labelbackup/label-backup/host/internal/retention"
 	"github.com/labelbackup/label-backup/host/internal/scheduler"
 	"github.com/labelbackup/label-backup/host/internal/webhook"
 	"github.com/labelbackup/label-backup/sdk"
@@ -49,7 +48,7 @@ func Run(ctx context.Context, cfg config.Config, logger hclog.Logger) error {
 	}
 	defer docker.Close()
 
-	runner := pipeline.New(plugins, runnerSettings(cfg), logger.Named("backup"))
+	runner := pipeline.New(plugins, pipeline.SettingsFrom(cfg), logger.Named("backup"))
 
 	var sched *scheduler.Scheduler
 	m := metrics.New(metrics.Gauges{
@@ -168,23 +167,6 @@ loop:
 	_ = srv.Shutdown(httpCtx)
 	logger.Info("stopped")
 	return nil
-}
-
-func runnerSettings(cfg config.Config) pipeline.Settings {
-	s := pipeline.Settings{
-		Compression: cfg.Compression,
-		Timeout:     cfg.BackupTimeout,
-		LocalPath:   cfg.LocalBackupPath,
-		Retention: retention.Policy{
-			Period:   cfg.Retention.Period,
-			KeepLast: cfg.Retention.KeepLast,
-			DryRun:   cfg.Retention.DryRun,
-		},
-	}
-	if cfg.S3.Configured() {
-		s.Remote = cfg.S3.SinkSettings()
-	}
-	return s
 }
 
 // record turns a run's outcome into metrics.

@@ -117,3 +117,10 @@ func Parse(key string) (Name, bool) {
 		Ext:       m[5],
 	}, true
 }
+
+// TrimMetadata strips the metadata suffix, if any, from a key.
+func TrimMetadata(key string) string { return strings.TrimSuffix(key, MetadataSuffix) }
+
+// CutMetadata reports whether key names a metadata file, and of which
+// backup.
+func CutMetadata(key string) (backup string, ok bool) { return strings.CutSuffix(key, MetadataSuffix) }

@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/labelbackup/label-backup/host/internal/compress"
+	"github.com/labelbackup/label-backup/host/internal/config"
 	"github.com/labelbackup/label-backup/host/internal/labels"
 	"github.com/labelbackup/label-backup/host/internal/metadata"
 	"github.com/labelbackup/label-backup/host/internal/objname"
@@ -65,6 +66,24 @@ type Settings struct {
 	Remote map[string]string
 	// Retention is the global policy; labels override period and keep.
 	Retention retention.Policy
+}
+
+// SettingsFrom derives the pipeline's settings from the configuration.
+func SettingsFrom(cfg config.Config) Settings {
+	s := Settings{
+		Compression: cfg.Compression,
+		Timeout:     cfg.BackupTimeout,
+		LocalPath:   cfg.LocalBackupPath,
+		Retention: retention.Policy{
+			Period:   cfg.Retention.Period,
+			KeepLast: cfg.Retention.KeepLast,
+			DryRun:   cfg.Retention.DryRun,
+		},
+	}
+	if cfg.S3.Configured() {
+		s.Remote = cfg.S3.SinkSettings()
+	}
+	return s
 }
 
 // Runner runs backups through plugins.
@@ -328,31 +347,21 @@ var ErrInvalidKey = errors.New("not a backup object name")
 // backup's own key; a trailing ".metadata.json" is accepted too), looking
 // in local storage and then in S3 when configured.
 func (r *Runner) ReadMetadata(ctx context.Context, key string) ([]byte, error) {
-	key = strings.TrimSuffix(key, objname.MetadataSuffix)
+	key = objname.TrimMetadata(key)
 	if _, ok := objname.Parse(key); !ok || len(key) > 1024 {
 		return nil, ErrInvalidKey
 	}
 	for _, dest := range []string{labels.DestLocal, labels.DestRemote} {
-		name, settings, err := r.SinkFor(dest)
-		if err != nil {
-			continue // S3 not configured
-		}
-		sink, err := r.plugins.StartSink(ctx, name, settings)
-		if err != nil {
-			return nil, fmt.Errorf("%s storage unavailable: %w", name, err)
-		}
-		var buf bytes.Buffer
-		err = sink.Get(ctx, key+objname.MetadataSuffix, &limitWriter{w: &buf, left: 1 << 20})
-		sink.Close()
+		raw, err := r.readMetadataFrom(ctx, dest, key)
 		switch {
 		case err == nil:
-			return buf.Bytes(), nil
-		case errors.Is(err, sdk.ErrNotFound):
+			return raw, nil
+		case errors.Is(err, sdk.ErrNotFound), errors.Is(err, errNoSink):
 			continue
 		case errors.Is(err, sdk.ErrInvalidArgument):
 			return nil, ErrInvalidKey
 		default:
-			return nil, fmt.Errorf("reading from %s storage: %w", name, err)
+			return nil, fmt.Errorf("reading from %s storage: %w", dest, err)
 		}
 	}
 	return nil, sdk.ErrNotFound
@@ -375,11 +384,7 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 // CheckStorage starts the sink of a destination and asks whether it is
 // usable; it returns the sink's detail (e.g. free space).
 func (r *Runner) CheckStorage(ctx context.Context, dest string) (string, error) {
-	name, settings, err := r.SinkFor(dest)
-	if err != nil {
-		return "", err
-	}
-	sink, err := r.plugins.StartSink(ctx, name, settings)
+	sink, err := r.startSinkFor(ctx, dest)
 	if err != nil {
 		return "", err
 	}
