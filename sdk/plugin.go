@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
@@ -84,13 +86,14 @@ type DumperPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
 	Impl   Dumper
 	Logger hclog.Logger
+	calls  *inflight
 }
 
 // GRPCServer registers the dumper's services (plugin side).
 func (p *DumperPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	l := loggerOrNull(p.Logger)
 	pb.RegisterPluginServiceServer(s, &pluginServer{info: p.Impl.Info, impl: p.Impl, logger: l})
-	pb.RegisterDumperServiceServer(s, &dumperServer{impl: p.Impl, logger: l})
+	pb.RegisterDumperServiceServer(s, &dumperServer{impl: p.Impl, logger: l, calls: p.calls})
 	return nil
 }
 
@@ -104,13 +107,14 @@ type SinkPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
 	Impl   Sink
 	Logger hclog.Logger
+	calls  *inflight
 }
 
 // GRPCServer registers the sink's services (plugin side).
 func (p *SinkPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	l := loggerOrNull(p.Logger)
 	pb.RegisterPluginServiceServer(s, &pluginServer{info: p.Impl.Info, impl: p.Impl, logger: l})
-	pb.RegisterSinkServiceServer(s, &sinkServer{impl: p.Impl, logger: l})
+	pb.RegisterSinkServiceServer(s, &sinkServer{impl: p.Impl, logger: l, calls: p.calls})
 	return nil
 }
 
@@ -128,21 +132,21 @@ func loggerOrNull(l hclog.Logger) hclog.Logger {
 
 // ServeDumper is the whole main of a dumper plugin.
 func ServeDumper(d Dumper) {
-	os.Exit(serve(d.Info(), os.Args[1:], os.Stdout, os.Stderr, func(l hclog.Logger) plugin.Plugin {
-		return &DumperPlugin{Impl: d, Logger: l}
+	os.Exit(serve(d.Info(), os.Args[1:], os.Stdout, os.Stderr, func(l hclog.Logger, c *inflight) plugin.Plugin {
+		return &DumperPlugin{Impl: d, Logger: l, calls: c}
 	}, dumperName))
 }
 
 // ServeSink is the whole main of a sink plugin.
 func ServeSink(s Sink) {
-	os.Exit(serve(s.Info(), os.Args[1:], os.Stdout, os.Stderr, func(l hclog.Logger) plugin.Plugin {
-		return &SinkPlugin{Impl: s, Logger: l}
+	os.Exit(serve(s.Info(), os.Args[1:], os.Stdout, os.Stderr, func(l hclog.Logger, c *inflight) plugin.Plugin {
+		return &SinkPlugin{Impl: s, Logger: l, calls: c}
 	}, sinkName))
 }
 
 // serve answers the "describe" verb, or serves the plugin over go-plugin
 // until the host goes away.
-func serve(info Info, args []string, stdout, stderr io.Writer, mk func(hclog.Logger) plugin.Plugin, name string) int {
+func serve(info Info, args []string, stdout, stderr io.Writer, mk func(hclog.Logger, *inflight) plugin.Plugin, name string) int {
 	info = completeInfo(info)
 	if len(args) > 0 {
 		switch args[0] {
@@ -162,9 +166,10 @@ func serve(info Info, args []string, stdout, stderr io.Writer, mk func(hclog.Log
 		}
 	}
 	logger := newPluginLogger(info.Name, stderr)
+	calls := &inflight{}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  Handshake(),
-		VersionedPlugins: map[int]plugin.PluginSet{ProtocolVersion: {name: mk(logger)}},
+		VersionedPlugins: map[int]plugin.PluginSet{ProtocolVersion: {name: mk(logger, calls)}},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			return grpc.NewServer(append(opts,
 				grpc.MaxRecvMsgSize(maxMessageSize),
@@ -176,5 +181,31 @@ func serve(info Info, args []string, stdout, stderr io.Writer, mk func(hclog.Log
 		},
 		Logger: logger,
 	})
+	// The host stopped us, possibly while a call was cleaning up after a
+	// cancelled stream (removing a temporary file, aborting an upload).
+	// Let it finish within go-plugin's 2 s before the host kills us.
+	calls.wait(1500 * time.Millisecond)
 	return 0
+}
+
+// inflight counts streaming calls still running, so serve can let them
+// finish their cleanup after the host asked the plugin to stop. A nil
+// *inflight (in-process test harnesses) counts nothing.
+type inflight struct{ wg sync.WaitGroup }
+
+func (c *inflight) start() func() {
+	if c == nil {
+		return func() {}
+	}
+	c.wg.Add(1)
+	return c.wg.Done
+}
+
+func (c *inflight) wait(limit time.Duration) {
+	done := make(chan struct{})
+	go func() { c.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(limit):
+	}
 }

@@ -12,8 +12,8 @@ import (
 )
 
 // noServe fails the test if serve tries to start go-plugin.
-func noServe(t *testing.T) func(hclog.Logger) plugin.Plugin {
-	return func(hclog.Logger) plugin.Plugin {
+func noServe(t *testing.T) func(hclog.Logger, *inflight) plugin.Plugin {
+	return func(hclog.Logger, *inflight) plugin.Plugin {
 		t.Fatal("serve built a plugin for a command-line verb")
 		return nil
 	}

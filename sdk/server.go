@@ -47,6 +47,7 @@ type dumperServer struct {
 	pb.UnimplementedDumperServiceServer
 	impl   Dumper
 	logger hclog.Logger
+	calls  *inflight
 }
 
 func (s *dumperServer) ValidateTarget(ctx context.Context, req *pb.ValidateTargetRequest) (*pb.ValidateTargetResponse, error) {
@@ -58,6 +59,7 @@ func (s *dumperServer) ValidateTarget(ctx context.Context, req *pb.ValidateTarge
 }
 
 func (s *dumperServer) Dump(req *pb.DumpRequest, stream pb.DumperService_DumpServer) error {
+	defer s.calls.start()()
 	ctx := withLogger(stream.Context(), s.logger)
 	info := s.impl.Info()
 	err := stream.Send(&pb.DumpResponse{Msg: &pb.DumpResponse_Header{Header: &pb.DumpHeader{
@@ -91,6 +93,7 @@ func (s *dumperServer) Dump(req *pb.DumpRequest, stream pb.DumperService_DumpSer
 }
 
 func (s *dumperServer) Restore(stream pb.DumperService_RestoreServer) error {
+	defer s.calls.start()()
 	r, ok := s.impl.(Restorer)
 	if !ok {
 		return status.Error(codes.Unimplemented, "restore: this plugin cannot restore")
@@ -133,6 +136,7 @@ type sinkServer struct {
 	pb.UnimplementedSinkServiceServer
 	impl   Sink
 	logger hclog.Logger
+	calls  *inflight
 }
 
 func (s *sinkServer) CheckReady(ctx context.Context, _ *pb.CheckReadyRequest) (*pb.CheckReadyResponse, error) {
@@ -144,6 +148,7 @@ func (s *sinkServer) CheckReady(ctx context.Context, _ *pb.CheckReadyRequest) (*
 }
 
 func (s *sinkServer) Put(stream pb.SinkService_PutServer) error {
+	defer s.calls.start()()
 	first, err := stream.Recv()
 	if err != nil {
 		return err
@@ -185,6 +190,7 @@ func (s *sinkServer) Put(stream pb.SinkService_PutServer) error {
 }
 
 func (s *sinkServer) Get(req *pb.GetRequest, stream pb.SinkService_GetServer) error {
+	defer s.calls.start()()
 	ctx := withLogger(stream.Context(), s.logger)
 	w := newChunkWriter(chunkSize(req.GetChunkSize()), func(b []byte) error {
 		return stream.Send(&pb.GetResponse{Msg: &pb.GetResponse_Data{Data: b}})
@@ -222,6 +228,7 @@ func (s *sinkServer) Stat(ctx context.Context, req *pb.StatRequest) (*pb.StatRes
 }
 
 func (s *sinkServer) Delete(ctx context.Context, req *pb.DeleteRequest) (*pb.DeleteResponse, error) {
+	defer s.calls.start()()
 	if err := s.impl.Delete(withLogger(ctx, s.logger), req.GetKey()); err != nil {
 		return nil, toStatus(err)
 	}
