@@ -66,9 +66,9 @@ func TestPluginCrashFailsOnlyThatRun(t *testing.T) {
 	if exited, err := agent.Exited(); exited {
 		t.Fatalf("agent exited: %v", err)
 	}
-	matches, _ := filepath.Glob(filepath.Join(backups, crashing, "*"))
-	if len(matches) != 0 {
-		t.Errorf("the crashed run left files behind: %v", matches)
+	// ReadDir, not Glob: a leftover temporary file starts with a dot.
+	if left, _ := os.ReadDir(filepath.Join(backups, crashing)); len(left) != 0 {
+		t.Errorf("the crashed run left %d files behind, first %s", len(left), left[0].Name())
 	}
 	healthyFiles, _ := filepath.Glob(filepath.Join(backups, healthy, "*.txt.gz"))
 	if len(healthyFiles) == 0 {

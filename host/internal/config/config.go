@@ -97,6 +97,7 @@ type Variable struct {
 // Variables lists every variable Load reads, in documentation order.
 func Variables() []Variable {
 	return []Variable{
+		{"CONFIG_FILE", "", "file of KEY=VALUE lines overriding the environment; SIGHUP re-reads it"},
 		{"LOG_LEVEL", "info", "logging level: debug, info, warn, error"},
 		{"LOG_FORMAT", "text", `log format: "text" or "json"`},
 		{"HTTP_ADDR", ":8080", "listen address of the HTTP API"},
@@ -132,6 +133,7 @@ func FromEnv() (Config, error) { return Load(os.LookupEnv) }
 // Load reads and validates every variable.
 func Load(env Lookup) (Config, error) {
 	r := reader{env: env}
+	r.str(FileVar, "") // documented here; read by FromEnvAndFile
 	c := Config{
 		HTTPAddr:              r.str("HTTP_ADDR", ":8080"),
 		LocalBackupPath:       r.str("LOCAL_BACKUP_PATH", "/backups"),

@@ -44,7 +44,7 @@ type Pinger interface {
 // Watcher produces snapshots of labeled running containers.
 type Watcher struct {
 	engine   Engine
-	interval time.Duration
+	interval atomic.Int64 // time.Duration; changes on reload
 	logger   hclog.Logger
 	// debounce gathers bursts of events (a compose up starts many
 	// containers at once) into one re-list.
@@ -57,8 +57,13 @@ type Watcher struct {
 
 // New returns a Watcher re-listing at least every interval.
 func New(engine Engine, interval time.Duration, logger hclog.Logger) *Watcher {
-	return &Watcher{engine: engine, interval: interval, logger: logger, debounce: 100 * time.Millisecond, maxBackoff: 30 * time.Second}
+	w := &Watcher{engine: engine, logger: logger, debounce: 100 * time.Millisecond, maxBackoff: 30 * time.Second}
+	w.interval.Store(int64(interval))
+	return w
 }
+
+// SetInterval changes the reconcile interval from the next tick on.
+func (w *Watcher) SetInterval(d time.Duration) { w.interval.Store(int64(d)) }
 
 // NewClient connects to the Docker engine named by the environment
 // (DOCKER_HOST, or the default socket), negotiating the API version so old
@@ -123,7 +128,8 @@ func (w *Watcher) session(ctx context.Context, out chan<- []Container, connected
 	}
 	connected()
 
-	tick := time.NewTicker(w.interval)
+	every := time.Duration(w.interval.Load())
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	var pending <-chan time.Time
 	for {
@@ -145,6 +151,10 @@ func (w *Watcher) session(ctx context.Context, out chan<- []Container, connected
 				return err
 			}
 		case <-tick.C:
+			if d := time.Duration(w.interval.Load()); d != every {
+				every = d
+				tick.Reset(d)
+			}
 			if err := w.list(ctx, out); err != nil {
 				return err
 			}

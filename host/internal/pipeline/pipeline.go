@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -88,26 +89,38 @@ func SettingsFrom(cfg config.Config) Settings {
 
 // Runner runs backups through plugins.
 type Runner struct {
-	plugins  *pluginmgr.Manager
-	settings Settings
-	logger   hclog.Logger
+	plugins *pluginmgr.Manager
+	current atomic.Pointer[Settings]
+	logger  hclog.Logger
 }
 
 // New returns a Runner.
 func New(plugins *pluginmgr.Manager, s Settings, logger hclog.Logger) *Runner {
-	return &Runner{plugins: plugins, settings: s, logger: logger}
+	r := &Runner{plugins: plugins, logger: logger}
+	r.current.Store(&s)
+	return r
 }
+
+// SetSettings replaces the settings (a configuration reload). Runs already
+// going keep the settings they started with.
+func (r *Runner) SetSettings(s Settings) { r.current.Store(&s) }
+
+func (r *Runner) settings() Settings { return *r.current.Load() }
 
 // SinkFor names the sink plugin and its settings for a destination.
 func (r *Runner) SinkFor(dest string) (string, map[string]string, error) {
+	return sinkFor(r.settings(), dest)
+}
+
+func sinkFor(s Settings, dest string) (string, map[string]string, error) {
 	switch dest {
 	case labels.DestLocal, "":
-		return "local", map[string]string{"path": r.settings.LocalPath}, nil
+		return "local", map[string]string{"path": s.LocalPath}, nil
 	case labels.DestRemote:
-		if r.settings.Remote == nil {
+		if s.Remote == nil {
 			return "", nil, fmt.Errorf("destination %q needs S3 storage, but BUCKET_NAME is not set", dest)
 		}
-		return "s3", r.settings.Remote, nil
+		return "s3", s.Remote, nil
 	}
 	return "", nil, fmt.Errorf("unknown destination %q", dest)
 }
@@ -117,14 +130,15 @@ func (r *Runner) SinkFor(dest string) (string, map[string]string, error) {
 func (r *Runner) Run(ctx context.Context, job Job) Result {
 	res := Result{RunID: objname.NewRunID(), Started: time.Now().UTC()}
 	log := r.logger.With("container", job.ContainerName, "container_id", short(job.ContainerID), "run", res.RunID)
-	ctx, cancel := context.WithTimeout(ctx, r.settings.Timeout)
+	settings := r.settings()
+	ctx, cancel := context.WithTimeout(ctx, settings.Timeout)
 	defer cancel()
 
 	log.Info("backup started", "type", job.Spec.Type, "dest", job.Spec.Dest)
-	err := r.run(ctx, job, &res, log)
+	err := r.run(ctx, job, settings, &res, log)
 	res.Duration = time.Since(res.Started)
 	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		err = fmt.Errorf("backup timed out after %v: %w", r.settings.Timeout, err)
+		err = fmt.Errorf("backup timed out after %v: %w", settings.Timeout, err)
 	}
 	res.Err = err
 	if err != nil {
@@ -135,9 +149,9 @@ func (r *Runner) Run(ctx context.Context, job Job) Result {
 	return res
 }
 
-func (r *Runner) run(ctx context.Context, job Job, res *Result, log hclog.Logger) error {
+func (r *Runner) run(ctx context.Context, job Job, settings Settings, res *Result, log hclog.Logger) error {
 	spec := job.Spec
-	sinkName, sinkSettings, err := r.SinkFor(spec.Dest)
+	sinkName, sinkSettings, err := sinkFor(settings, spec.Dest)
 	if err != nil {
 		return err
 	}
@@ -164,7 +178,7 @@ func (r *Runner) run(ctx context.Context, job Job, res *Result, log hclog.Logger
 
 	algo := spec.Compression
 	if algo == "" {
-		algo = r.settings.Compression
+		algo = settings.Compression
 	}
 	database := DatabaseName(spec)
 	key := objname.Name{
@@ -246,7 +260,7 @@ func (r *Runner) run(ctx context.Context, job Job, res *Result, log hclog.Logger
 
 	// Prune right after a success: the new backup is the newest one kept.
 	// A failing prune never fails the backup.
-	rep, err := retention.Prune(ctx, sink, r.jobRetention(job), r.policy(spec), time.Now(), log)
+	rep, err := retention.Prune(ctx, sink, r.jobRetention(job), policy(settings, spec), time.Now(), log)
 	if err != nil {
 		log.Error("retention failed", "error", err)
 	} else {
@@ -256,8 +270,8 @@ func (r *Runner) run(ctx context.Context, job Job, res *Result, log hclog.Logger
 }
 
 // policy is the retention policy of a job: labels override the globals.
-func (r *Runner) policy(spec labels.Spec) retention.Policy {
-	p := r.settings.Retention
+func policy(s Settings, spec labels.Spec) retention.Policy {
+	p := s.Retention
 	if spec.Retention > 0 {
 		p.Period = spec.Retention
 	}
@@ -292,7 +306,7 @@ func (r *Runner) Prune(ctx context.Context, jobs []Job) map[string]retention.Rep
 		}
 		for _, j := range js {
 			log := r.logger.With("container", j.ContainerName)
-			rep, err := retention.Prune(ctx, sink, r.jobRetention(j), r.policy(j.Spec), time.Now(), log)
+			rep, err := retention.Prune(ctx, sink, r.jobRetention(j), policy(r.settings(), j.Spec), time.Now(), log)
 			if err != nil {
 				log.Error("retention failed", "error", sink.Explain(err))
 				continue
