@@ -18,13 +18,14 @@ COPY sdk/go.mod sdk/go.sum sdk/
 COPY host/go.mod host/go.sum host/
 COPY plugins/local/go.mod plugins/local/go.sum plugins/local/
 COPY plugins/postgres/go.mod plugins/postgres/go.sum plugins/postgres/
+COPY plugins/redis/go.mod plugins/redis/go.sum plugins/redis/
 COPY examples/plugin-skeleton/go.mod examples/plugin-skeleton/go.sum examples/plugin-skeleton/
-RUN cd host && go mod download && cd ../plugins/local && go mod download && cd ../postgres && go mod download
+RUN cd host && go mod download && cd ../plugins/local && go mod download && cd ../postgres && go mod download && cd ../redis && go mod download
 COPY . .
 ENV CGO_ENABLED=0
 RUN mkdir /out \
  && (cd host && go build -trimpath -ldflags=-s -o /out/label-backup ./cmd/label-backup) \
- && for p in local postgres; do \
+ && for p in local postgres redis; do \
       (cd plugins/$p && go build -trimpath -ldflags=-s -o /out/label-backup-plugin-$p ./cmd/label-backup-plugin-$p) || exit 1; \
     done
 
