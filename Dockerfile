@@ -17,21 +17,22 @@ COPY go.work go.work.sum ./
 COPY sdk/go.mod sdk/go.sum sdk/
 COPY host/go.mod host/go.sum host/
 COPY plugins/local/go.mod plugins/local/go.sum plugins/local/
+COPY plugins/mysql/go.mod plugins/mysql/go.sum plugins/mysql/
 COPY plugins/postgres/go.mod plugins/postgres/go.sum plugins/postgres/
 COPY plugins/redis/go.mod plugins/redis/go.sum plugins/redis/
 COPY examples/plugin-skeleton/go.mod examples/plugin-skeleton/go.sum examples/plugin-skeleton/
-RUN cd host && go mod download && cd ../plugins/local && go mod download && cd ../postgres && go mod download && cd ../redis && go mod download
+RUN cd host && go mod download && cd ../plugins/local && go mod download && cd ../mysql && go mod download && cd ../postgres && go mod download && cd ../redis && go mod download
 COPY . .
 ENV CGO_ENABLED=0
 RUN mkdir /out \
  && (cd host && go build -trimpath -ldflags=-s -o /out/label-backup ./cmd/label-backup) \
- && for p in local postgres redis; do \
+ && for p in local mysql postgres redis; do \
       (cd plugins/$p && go build -trimpath -ldflags=-s -o /out/label-backup-plugin-$p ./cmd/label-backup-plugin-$p) || exit 1; \
     done
 
 FROM debian:${DEBIAN_RELEASE}-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends postgresql-client ca-certificates tzdata \
+ && apt-get install -y --no-install-recommends postgresql-client mariadb-client ca-certificates tzdata \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin labelbackup \
  && mkdir -p /backups && chown labelbackup: /backups && chmod 0700 /backups

@@ -11,7 +11,7 @@ ensure_go
 eval "$(bash scripts/install-deps.sh --print-path)"
 bash scripts/docker-up.sh
 
-modules=(sdk host plugins/local plugins/postgres plugins/redis examples/plugin-skeleton)
+modules=(sdk host plugins/local plugins/mysql plugins/postgres plugins/redis examples/plugin-skeleton)
 
 bash scripts/proto-check.sh
 
