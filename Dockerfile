@@ -17,16 +17,17 @@ COPY go.work go.work.sum ./
 COPY sdk/go.mod sdk/go.sum sdk/
 COPY host/go.mod host/go.sum host/
 COPY plugins/local/go.mod plugins/local/go.sum plugins/local/
+COPY plugins/mongodb/go.mod plugins/mongodb/go.sum plugins/mongodb/
 COPY plugins/mysql/go.mod plugins/mysql/go.sum plugins/mysql/
 COPY plugins/postgres/go.mod plugins/postgres/go.sum plugins/postgres/
 COPY plugins/redis/go.mod plugins/redis/go.sum plugins/redis/
 COPY examples/plugin-skeleton/go.mod examples/plugin-skeleton/go.sum examples/plugin-skeleton/
-RUN cd host && go mod download && cd ../plugins/local && go mod download && cd ../mysql && go mod download && cd ../postgres && go mod download && cd ../redis && go mod download
+RUN cd host && go mod download && cd ../plugins/local && go mod download && cd ../mongodb && go mod download && cd ../mysql && go mod download && cd ../postgres && go mod download && cd ../redis && go mod download
 COPY . .
 ENV CGO_ENABLED=0
 RUN mkdir /out \
  && (cd host && go build -trimpath -ldflags=-s -o /out/label-backup ./cmd/label-backup) \
- && for p in local mysql postgres redis; do \
+ && for p in local mongodb mysql postgres redis; do \
       (cd plugins/$p && go build -trimpath -ldflags=-s -o /out/label-backup-plugin-$p ./cmd/label-backup-plugin-$p) || exit 1; \
     done
 

@@ -8,10 +8,10 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$repo_root"
 ensure_go
-eval "$(bash scripts/install-deps.sh --print-path)"
+eval "$(bash scripts/install-deps.sh --with-mongo --with-s3 --print-path)"
 bash scripts/docker-up.sh
 
-modules=(sdk host plugins/local plugins/mysql plugins/postgres plugins/redis examples/plugin-skeleton)
+modules=(sdk host plugins/local plugins/mongodb plugins/mysql plugins/postgres plugins/redis examples/plugin-skeleton)
 
 bash scripts/proto-check.sh
 
