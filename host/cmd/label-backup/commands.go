@@ -16,6 +16,7 @@ import (
 
 	"github.com/labelbackup/label-backup/host/internal/config"
 	"github.com/labelbackup/label-backup/host/internal/discovery"
+	"github.com/labelbackup/label-backup/host/internal/encrypt"
 	"github.com/labelbackup/label-backup/host/internal/labels"
 	"github.com/labelbackup/label-backup/host/internal/pipeline"
 	"github.com/labelbackup/label-backup/host/internal/pluginmgr"
@@ -29,7 +30,11 @@ func newRunner(ctx context.Context, cfg config.Config, logger hclog.Logger) (*pi
 	if err != nil {
 		return nil, nil, err
 	}
-	return pipeline.New(plugins, pipeline.SettingsFrom(cfg), logger.Named("backup")), plugins, nil
+	settings, err := pipeline.SettingsFrom(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pipeline.New(plugins, settings, logger.Named("backup")), plugins, nil
 }
 
 // progressOut is stderr when it is a terminal, else nothing: scripts get
@@ -54,11 +59,21 @@ func cmdRestore(ctx context.Context, cfg config.Config, logger hclog.Logger, arg
 	conn := fs.String("conn", "", "connection string of the restore target (default: backup.conn of --container)")
 	container := fs.String("container", "", "container whose backup.conn is the target (default: the backed-up container)")
 	database := fs.String("database", "", "database to restore into, overriding the connection's")
+	gpgKey := fs.String("gpg-key", "", "OpenPGP private key file, for backups encrypted with GPG_PUBLIC_KEY_PATH (passphrase in $GPG_PASSPHRASE)")
+	ageIdentity := fs.String("age-identity", "", "age identity file, for backups encrypted to AGE_RECIPIENTS")
 	var opts optionFlags
 	fs.Var(&opts, "option", "engine option key=value for the restore (repeatable), e.g. clean=true")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "usage: label-backup restore [--dest local|s3] [--conn URI | --container NAME] [--database DB] [--option k=v] <backup key>")
+		fmt.Fprintln(os.Stderr, "usage: label-backup restore [--dest local|s3] [--conn URI | --container NAME] [--database DB] [--option k=v] [--gpg-key FILE | --age-identity FILE] <backup key>")
 		return 2
+	}
+	var decrypt func(io.Reader) (io.Reader, error)
+	if *gpgKey != "" || *ageIdentity != "" {
+		ids, err := encrypt.LoadIdentities(*gpgKey, []byte(os.Getenv("GPG_PASSPHRASE")), *ageIdentity)
+		if err != nil {
+			return fail(err)
+		}
+		decrypt = func(r io.Reader) (io.Reader, error) { return encrypt.NewReader(r, ids) }
 	}
 	runner, _, err := newRunner(ctx, cfg, logger)
 	if err != nil {
@@ -84,7 +99,7 @@ func cmdRestore(ctx context.Context, cfg config.Config, logger hclog.Logger, arg
 			target.Database = spec.Database
 		}
 	}
-	if err := runner.Restore(ctx, loc, pipeline.RestoreRequest{Target: target, Progress: progressOut()}); err != nil {
+	if err := runner.Restore(ctx, loc, pipeline.RestoreRequest{Target: target, Decrypt: decrypt, Progress: progressOut()}); err != nil {
 		return fail(err)
 	}
 	fmt.Printf("restored %s\n", loc.Key)

@@ -44,7 +44,7 @@ func run(args []string) int {
 	if len(args) > 0 {
 		cmd, args = args[0], args[1:]
 	}
-	cfg, err := config.FromEnv()
+	cfg, err := config.FromEnvAndFile()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "label-backup:", err)
 		return 2
@@ -60,7 +60,10 @@ func run(args []string) int {
 
 	switch cmd {
 	case "run":
-		if err := agent.Run(ctx, cfg, logger); err != nil {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		if err := agent.Run(ctx, cfg, logger, hup, config.FromEnvAndFile); err != nil {
 			logger.Error("agent failed", "error", err)
 			return 1
 		}

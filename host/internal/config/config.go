@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/labelbackup/label-backup/host/internal/encrypt"
 	"github.com/labelbackup/label-backup/host/internal/labels"
 	"github.com/labelbackup/label-backup/host/internal/period"
 )
@@ -33,9 +34,10 @@ type Config struct {
 	// Compression is the default for containers without backup.compression.
 	Compression string
 
-	S3        S3
-	Webhook   Webhook
-	Retention Retention
+	S3         S3
+	Webhook    Webhook
+	Retention  Retention
+	Encryption encrypt.Settings
 }
 
 // Retention configures pruning.
@@ -117,6 +119,9 @@ func Variables() []Variable {
 		{"GC_DRY_RUN", "false", "log what retention would delete, delete nothing"},
 		{"RETENTION_KEEP_LAST", "3", "newest successful backups per container that retention never deletes (at least 1)"},
 		{"GC_SCHEDULE", "@daily", "cron schedule of the retention sweep over every container"},
+		{"GPG_PUBLIC_KEY_PATH", "", "OpenPGP public key (file) every backup is encrypted to, after compression"},
+		{"AGE_RECIPIENTS", "", "age recipients (age1...) every backup is encrypted to, instead of GPG"},
+		{"AGE_RECIPIENTS_FILE", "", "file of age recipients, one per line"},
 		{"WEBHOOK_URL", "", "global webhook URL"},
 		{"WEBHOOK_SECRET", "", "HMAC-SHA256 signing secret (also WEBHOOK_SECRET_FILE)"},
 		{"WEBHOOK_TIMEOUT_SECONDS", "10", "timeout of one webhook attempt"},
@@ -154,12 +159,20 @@ func Load(env Lookup) (Config, error) {
 			DryRun:   r.boolean("GC_DRY_RUN", false),
 			Schedule: r.str("GC_SCHEDULE", "@daily"),
 		},
+		Encryption: encrypt.Settings{
+			GPGPublicKeyPath:  r.str("GPG_PUBLIC_KEY_PATH", ""),
+			AgeRecipients:     r.str("AGE_RECIPIENTS", ""),
+			AgeRecipientsFile: r.str("AGE_RECIPIENTS_FILE", ""),
+		},
 		Webhook: Webhook{
 			URL:        r.str("WEBHOOK_URL", ""),
 			Secret:     r.secret("WEBHOOK_SECRET"),
 			Timeout:    time.Duration(r.positiveInt("WEBHOOK_TIMEOUT_SECONDS", 10)) * time.Second,
 			MaxRetries: r.nonNegativeInt("WEBHOOK_MAX_RETRIES", 3),
 		},
+	}
+	if _, err := c.Encryption.Load(); err != nil {
+		r.errs = append(r.errs, err.Error()) // names the variable itself
 	}
 	if _, err := labels.ParseCron(c.Retention.Schedule); err != nil {
 		r.fail("GC_SCHEDULE", "is not a valid schedule: %v", err)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/labelbackup/label-backup/host/internal/compress"
 	"github.com/labelbackup/label-backup/host/internal/config"
+	"github.com/labelbackup/label-backup/host/internal/encrypt"
 	"github.com/labelbackup/label-backup/host/internal/labels"
 	"github.com/labelbackup/label-backup/host/internal/metadata"
 	"github.com/labelbackup/label-backup/host/internal/objname"
@@ -67,11 +68,18 @@ type Settings struct {
 	Remote map[string]string
 	// Retention is the global policy; labels override period and keep.
 	Retention retention.Policy
+	// Encryption applies to every backup, after compression.
+	Encryption encrypt.Encryption
 }
 
 // SettingsFrom derives the pipeline's settings from the configuration.
-func SettingsFrom(cfg config.Config) Settings {
+func SettingsFrom(cfg config.Config) (Settings, error) {
+	enc, err := cfg.Encryption.Load()
+	if err != nil {
+		return Settings{}, err
+	}
 	s := Settings{
+		Encryption:  enc,
 		Compression: cfg.Compression,
 		Timeout:     cfg.BackupTimeout,
 		LocalPath:   cfg.LocalBackupPath,
@@ -84,7 +92,7 @@ func SettingsFrom(cfg config.Config) Settings {
 	if cfg.S3.Configured() {
 		s.Remote = cfg.S3.SinkSettings()
 	}
-	return s
+	return s, nil
 }
 
 // Runner runs backups through plugins.
@@ -180,6 +188,7 @@ func (r *Runner) run(ctx context.Context, job Job, settings Settings, res *Resul
 	if algo == "" {
 		algo = settings.Compression
 	}
+	enc := settings.Encryption
 	database := DatabaseName(spec)
 	key := objname.Name{
 		Prefix:    spec.Prefix,
@@ -188,21 +197,29 @@ func (r *Runner) run(ctx context.Context, job Job, settings Settings, res *Resul
 		Database:  database,
 		Time:      res.Started,
 		RunID:     res.RunID,
-		Ext:       dumper.Info.DefaultExtension + compress.Extension(algo),
+		Ext:       dumper.Info.DefaultExtension + compress.Extension(algo) + enc.Extension(),
 	}.Key()
 
-	put, err := sink.OpenPut(ctx, sdk.PutRequest{Key: key, ContentType: compress.ContentType(algo)})
+	put, err := sink.OpenPut(ctx, sdk.PutRequest{Key: key, ContentType: enc.ContentType(compress.ContentType(algo))})
 	if err != nil {
 		return fmt.Errorf("opening %s storage: %w", sinkName, sink.Explain(err))
 	}
 	defer put.Abort() // a no-op once committed
-	zw, err := compress.NewWriter(algo, put)
+	// dump -> compress -> encrypt -> sink (which hashes what it stores).
+	ew, err := enc.NewWriter(put)
+	if err != nil {
+		return fmt.Errorf("encrypting: %w", sink.Explain(err))
+	}
+	zw, err := compress.NewWriter(algo, ew)
 	if err != nil {
 		return err
 	}
 	dump, err := dumper.Dump(ctx, target, zw)
 	if cerr := zw.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("compressing: %w", sink.Explain(cerr))
+	}
+	if eerr := ew.Close(); err == nil && eerr != nil {
+		err = fmt.Errorf("encrypting: %w", sink.Explain(eerr))
 	}
 	if err != nil {
 		return fmt.Errorf("dump failed: %w", explainBoth(dumper.Process, sink.Process, err))
@@ -233,7 +250,7 @@ func (r *Runner) run(ctx context.Context, job Job, settings Settings, res *Resul
 		CronSchedule:      spec.Cron,
 		DumpFormat:        dump.Format,
 		DumpSizeBytes:     dump.Bytes,
-		Encryption:        "none",
+		Encryption:        enc.Name(),
 		ServerVersion:     valid.ServerVersion,
 		Dumper:            metadata.Plugin{Name: dumper.Info.Name, Version: dumper.Info.Version},
 		Sink:              metadata.Plugin{Name: sink.Info.Name, Version: sink.Info.Version},
