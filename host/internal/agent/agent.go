@@ -20,6 +20,7 @@ import (
 	"github.com/labelbackup/label-backup/host/internal/api"
 	"github.com/labelbackup/label-backup/host/internal/config"
 	"github.com/labelbackup/label-backup/host/internal/discovery"
+	"github.com/labelbackup/label-backup/host/internal/freshness"
 	"github.com/labelbackup/label-backup/host/internal/labels"
 	"github.com/labelbackup/label-backup/host/internal/metrics"
 	"github.com/labelbackup/label-backup/host/internal/pipeline"
@@ -29,10 +30,6 @@ import (
 	"github.com/labelbackup/label-backup/host/internal/webhook"
 	"github.com/labelbackup/label-backup/sdk"
 )
-
-// ShutdownGrace is how long running backups may finish after a stop signal
-// before they are cancelled; well within Docker's 10 s stop timeout.
-const ShutdownGrace = 5 * time.Second
 
 // Reloader produces a new configuration on request (a SIGHUP).
 type Reloader func() (config.Config, error)
@@ -89,6 +86,13 @@ func Run(ctx context.Context, cfg config.Config, logger hclog.Logger, reloads <-
 		Running:  func() float64 { return float64(a.sched.Running()) },
 		Jobs:     func() float64 { j, _ := a.sched.Jobs(); return float64(len(j)) },
 		Rejected: func() float64 { _, r := a.sched.Jobs(); return float64(len(r)) },
+		Freshness: func() []metrics.Fresh {
+			var out []metrics.Fresh
+			for _, f := range a.freshness() {
+				out = append(out, metrics.Fresh{Container: f.ContainerName, Stale: f.Stale, DueBy: f.DueBy})
+			}
+			return out
+		},
 	})
 	a.notifier = a.newNotifier(cfg)
 	a.sched = scheduler.New(scheduler.Options{
@@ -120,6 +124,7 @@ func Run(ctx context.Context, cfg config.Config, logger hclog.Logger, reloads <-
 		Readiness: ready,
 		Metadata:  a.runner,
 		Metrics:   a.metrics.Handler(),
+		Freshness: a.freshness,
 		Alive: func() error {
 			if !running.Load() {
 				return errors.New("shutting down")
@@ -157,8 +162,9 @@ loop:
 	<-watchDone
 	running.Store(false)
 
-	logger.Info("shutting down", "grace", ShutdownGrace)
-	graceCtx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+	grace := a.cfg.Load().ShutdownGrace
+	logger.Info("shutting down", "grace", grace)
+	graceCtx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	a.sched.Stop(graceCtx)
 	// Only after the scheduler: runs ending during the grace period still
@@ -288,6 +294,12 @@ func (a *agent) reload(ctx context.Context, reload Reloader) {
 		old.Close(closeCtx)
 	}()
 	a.logger.Info("configuration reloaded")
+}
+
+// freshness judges every scheduled container now.
+func (a *agent) freshness() []freshness.Status {
+	jobs, _ := a.sched.Jobs()
+	return freshness.Evaluate(jobs, a.cfg.Load().BackupTimeout, time.Now())
 }
 
 // record turns a run's outcome into metrics.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/labelbackup/label-backup/host/internal/freshness"
 	"github.com/labelbackup/label-backup/host/internal/labels"
 	"github.com/labelbackup/label-backup/host/internal/period"
 	"github.com/labelbackup/label-backup/host/internal/pipeline"
@@ -43,6 +44,8 @@ type Deps struct {
 	Readiness Readiness
 	Metadata  MetadataSource
 	Metrics   http.Handler
+	// Freshness judges each container's last successful backup.
+	Freshness func() []freshness.Status
 	// Alive reports whether the agent's loops are running.
 	Alive func() error
 }
@@ -60,6 +63,7 @@ func New(d Deps) http.Handler {
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("GET /metadata", s.metadata)
 	mux.HandleFunc("GET /jobs", s.listJobs)
+	mux.HandleFunc("GET /freshness", s.freshness)
 	mux.HandleFunc("POST /jobs/{id}/run", s.runJob)
 	if d.Metrics != nil {
 		mux.Handle("GET /metrics", d.Metrics)
@@ -106,6 +110,22 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	for _, line := range readiness.Lines(results) {
 		fmt.Fprintln(w, line)
 	}
+}
+
+// freshness lists every container's freshness: 200 when all are fresh,
+// 503 when any container's last successful backup is older than its
+// schedule allows (so it can serve as a monitoring probe).
+func (s *Server) freshness(w http.ResponseWriter, _ *http.Request) {
+	st := s.Freshness()
+	code := http.StatusOK
+	var stale []string
+	for _, f := range st {
+		if f.Stale {
+			code = http.StatusServiceUnavailable
+			stale = append(stale, f.ContainerName)
+		}
+	}
+	writeJSON(w, code, map[string]any{"stale": stale, "containers": st})
 }
 
 // metadata serves the metadata JSON of ?object=<backup key>.

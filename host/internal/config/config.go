@@ -31,6 +31,9 @@ type Config struct {
 	ReconcileInterval     time.Duration
 	ConcurrentBackupLimit int
 	BackupTimeout         time.Duration
+	// ShutdownGrace is how long running backups may finish after SIGTERM
+	// before they are cancelled.
+	ShutdownGrace time.Duration
 	// Compression is the default for containers without backup.compression.
 	Compression string
 
@@ -107,7 +110,8 @@ func Variables() []Variable {
 		{"LOCAL_BACKUP_PATH", "/backups", "base path for local backups"},
 		{"RECONCILE_INTERVAL_SECONDS", "10", "how often the container list is re-read, besides Docker events"},
 		{"CONCURRENT_BACKUP_LIMIT", "20", "maximum backups running at once; more wait in a queue"},
-		{"BACKUP_TIMEOUT_MINUTES", "30", "timeout of one backup"},
+		{"BACKUP_TIMEOUT_MINUTES", "30", "timeout of one backup (fractions allowed)"},
+		{"SHUTDOWN_GRACE_SECONDS", "5", "on SIGTERM, how long running backups may finish before they are cancelled (keep under Docker's 10 s stop timeout, or raise docker stop -t)"},
 		{"COMPRESSION", "gzip", "default compression: gzip, zstd or none"},
 		{"BUCKET_NAME", "", "S3 bucket (required for backup.dest=remote/s3)"},
 		{"REGION", "us-east-1", "S3 region"},
@@ -145,6 +149,7 @@ func Load(env Lookup) (Config, error) {
 		ReconcileInterval:     time.Duration(r.positiveInt("RECONCILE_INTERVAL_SECONDS", 10)) * time.Second,
 		ConcurrentBackupLimit: r.positiveInt("CONCURRENT_BACKUP_LIMIT", 20),
 		BackupTimeout:         r.minutes("BACKUP_TIMEOUT_MINUTES", 30),
+		ShutdownGrace:         time.Duration(r.nonNegativeInt("SHUTDOWN_GRACE_SECONDS", 5)) * time.Second,
 		S3: S3{
 			Bucket:          r.str("BUCKET_NAME", ""),
 			Region:          r.str("REGION", "us-east-1"),

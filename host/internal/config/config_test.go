@@ -22,9 +22,10 @@ func TestDefaults(t *testing.T) {
 	want := Config{
 		LogLevel: hclog.Info, HTTPAddr: ":8080", PluginDir: "/opt/plugins", LocalBackupPath: "/backups",
 		ReconcileInterval: 10 * time.Second, ConcurrentBackupLimit: 20, BackupTimeout: 30 * time.Minute, Compression: "gzip",
-		S3:        S3{Region: "us-east-1"},
-		Webhook:   Webhook{Timeout: 10 * time.Second, MaxRetries: 3},
-		Retention: Retention{Period: 7 * 24 * time.Hour, KeepLast: 3, Schedule: "@daily"},
+		ShutdownGrace: 5 * time.Second,
+		S3:            S3{Region: "us-east-1"},
+		Webhook:       Webhook{Timeout: 10 * time.Second, MaxRetries: 3},
+		Retention:     Retention{Period: 7 * 24 * time.Hour, KeepLast: 3, Schedule: "@daily"},
 	}
 	if c != want {
 		t.Errorf("defaults =\n %+v\nwant\n %+v", c, want)
@@ -38,7 +39,7 @@ func TestEveryVariableIsRead(t *testing.T) {
 	c, err := Load(env(map[string]string{
 		"LOG_LEVEL": "DEBUG", "LOG_FORMAT": "json", "HTTP_ADDR": "127.0.0.1:9999", "PLUGIN_DIR": "/p",
 		"LOCAL_BACKUP_PATH": "/data/b", "RECONCILE_INTERVAL_SECONDS": "3", "CONCURRENT_BACKUP_LIMIT": "2",
-		"BACKUP_TIMEOUT_MINUTES": "0.5", "COMPRESSION": "zstd",
+		"BACKUP_TIMEOUT_MINUTES": "0.5", "COMPRESSION": "zstd", "SHUTDOWN_GRACE_SECONDS": "2",
 		"BUCKET_NAME": "bk", "REGION": "eu-west-3", "ENDPOINT": "http://127.0.0.1:7070", "ACCESS_KEY_ID": "AK",
 		"SECRET_ACCESS_KEY": "SK", "S3_USE_PATH_STYLE": "true",
 		"WEBHOOK_URL": "https://hooks.example/x", "WEBHOOK_SECRET": "whs", "WEBHOOK_TIMEOUT_SECONDS": "4", "WEBHOOK_MAX_RETRIES": "0",
@@ -50,9 +51,10 @@ func TestEveryVariableIsRead(t *testing.T) {
 	want := Config{
 		LogLevel: hclog.Debug, LogJSON: true, HTTPAddr: "127.0.0.1:9999", PluginDir: "/p", LocalBackupPath: "/data/b",
 		ReconcileInterval: 3 * time.Second, ConcurrentBackupLimit: 2, BackupTimeout: 30 * time.Second, Compression: "zstd",
-		S3:        S3{Bucket: "bk", Region: "eu-west-3", Endpoint: "http://127.0.0.1:7070", AccessKeyID: "AK", SecretAccessKey: "SK", UsePathStyle: true},
-		Webhook:   Webhook{URL: "https://hooks.example/x", Secret: "whs", Timeout: 4 * time.Second, MaxRetries: 0},
-		Retention: Retention{Period: 36 * time.Hour, KeepLast: 5, DryRun: true, Schedule: "0 3 * * *"},
+		ShutdownGrace: 2 * time.Second,
+		S3:            S3{Bucket: "bk", Region: "eu-west-3", Endpoint: "http://127.0.0.1:7070", AccessKeyID: "AK", SecretAccessKey: "SK", UsePathStyle: true},
+		Webhook:       Webhook{URL: "https://hooks.example/x", Secret: "whs", Timeout: 4 * time.Second, MaxRetries: 0},
+		Retention:     Retention{Period: 36 * time.Hour, KeepLast: 5, DryRun: true, Schedule: "0 3 * * *"},
 	}
 	if c != want {
 		t.Errorf("config =\n %+v\nwant\n %+v", c, want)

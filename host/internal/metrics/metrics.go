@@ -24,12 +24,21 @@ type Metrics struct {
 	retentionDelete *prometheus.CounterVec
 	webhooks        *prometheus.CounterVec
 	breakerOpen     *prometheus.GaugeVec
-	stale           *prometheus.GaugeVec
 }
 
 // Gauges are live values read at scrape time.
 type Gauges struct {
 	Queued, Running, Jobs, Rejected func() float64
+	// Freshness lists, per container, whether its backups are stale and
+	// when the next success is due.
+	Freshness func() []Fresh
+}
+
+// Fresh is one container's freshness.
+type Fresh struct {
+	Container string
+	Stale     bool
+	DueBy     time.Time
 }
 
 // New registers every metric. Gauges' functions are called on each scrape.
@@ -65,12 +74,8 @@ func New(g Gauges) *Metrics {
 			Namespace: ns, Name: "webhook_breaker_open",
 			Help: "1 while a receiver's circuit breaker is open (receiver URL redacted).",
 		}, []string{"receiver"}),
-		stale: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: ns, Name: "backup_stale",
-			Help: "1 when a container's last successful backup is older than its schedule allows.",
-		}, []string{"container"}),
 	}
-	m.reg.MustRegister(m.backups, m.duration, m.size, m.lastSuccess, m.retentionDelete, m.webhooks, m.breakerOpen, m.stale,
+	m.reg.MustRegister(m.backups, m.duration, m.size, m.lastSuccess, m.retentionDelete, m.webhooks, m.breakerOpen,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for name, f := range map[string]struct {
 		help string
@@ -85,7 +90,34 @@ func New(g Gauges) *Metrics {
 			m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: name, Help: f.help}, f.fn))
 		}
 	}
+	if g.Freshness != nil {
+		m.reg.MustRegister(freshnessCollector{g.Freshness})
+	}
 	return m
+}
+
+// freshnessCollector computes freshness at scrape time, so containers that
+// went away leave no stale series behind.
+type freshnessCollector struct{ fn func() []Fresh }
+
+var (
+	staleDesc = prometheus.NewDesc(ns+"_backup_stale",
+		"1 when a container's last successful backup is older than its schedule allows.", []string{"container"}, nil)
+	dueDesc = prometheus.NewDesc(ns+"_backup_due_by_timestamp_seconds",
+		"Unix time by which a newer successful backup must exist.", []string{"container"}, nil)
+)
+
+func (c freshnessCollector) Describe(ch chan<- *prometheus.Desc) { ch <- staleDesc; ch <- dueDesc }
+
+func (c freshnessCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, f := range c.fn() {
+		v := 0.0
+		if f.Stale {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(staleDesc, prometheus.GaugeValue, v, f.Container)
+		ch <- prometheus.MustNewConstMetric(dueDesc, prometheus.GaugeValue, float64(f.DueBy.Unix()), f.Container)
+	}
 }
 
 // Handler serves /metrics.
@@ -119,19 +151,4 @@ func (m *Metrics) Webhook(receiver, outcome string, breakerOpen bool) {
 		v = 1
 	}
 	m.breakerOpen.WithLabelValues(receiver).Set(v)
-}
-
-// Stale sets a container's freshness.
-func (m *Metrics) Stale(container string, stale bool) {
-	v := 0.0
-	if stale {
-		v = 1
-	}
-	m.stale.WithLabelValues(container).Set(v)
-}
-
-// Forget drops a container's per-container series when its job goes away.
-func (m *Metrics) Forget(container string) {
-	m.size.DeleteLabelValues(container)
-	m.stale.DeleteLabelValues(container)
 }

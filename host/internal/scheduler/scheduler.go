@@ -129,6 +129,10 @@ type lineage struct {
 
 	mu   sync.Mutex
 	last *Event
+	// since is when the container was first scheduled; lastSuccess is the
+	// start of its last successful run. Freshness is judged from them.
+	since       time.Time
+	lastSuccess time.Time
 }
 
 type job struct {
@@ -279,7 +283,7 @@ func (s *Scheduler) addLocked(pj pipeline.Job, fp string, line *lineage) {
 		return
 	}
 	if line == nil {
-		line = &lineage{}
+		line = &lineage{since: time.Now()}
 	}
 	j := &job{Job: pj, fingerprint: fp, line: line, gone: make(chan struct{})}
 	j.entry = s.cron.Schedule(sched, cron.FuncJob(func() { s.fire(j) }))
@@ -501,6 +505,9 @@ func (s *Scheduler) run(j *job, t *ticket) {
 func (s *Scheduler) finish(j *job, e Event, release bool) {
 	j.line.mu.Lock()
 	j.line.last = &e
+	if e.Outcome == Succeeded {
+		j.line.lastSuccess = e.Result.Started
+	}
 	j.line.mu.Unlock()
 	if release {
 		j.line.busy.Store(false)
@@ -516,6 +523,11 @@ type JobStatus struct {
 	Next    time.Time
 	Busy    bool
 	LastRun *Event
+	// Since is when the container was first scheduled.
+	Since time.Time
+	// LastSuccess is when the last successful backup started (zero: none
+	// yet).
+	LastSuccess time.Time
 }
 
 // Jobs lists the scheduled jobs by container name, and the rejected
@@ -530,9 +542,9 @@ func (s *Scheduler) Jobs() ([]JobStatus, []Rejected) {
 	out := make([]JobStatus, 0, len(s.jobs))
 	for _, j := range s.jobs {
 		j.line.mu.Lock()
-		last := j.line.last
+		last, since, ok := j.line.last, j.line.since, j.line.lastSuccess
 		j.line.mu.Unlock()
-		out = append(out, JobStatus{Job: j.Job, Next: next[j.entry], Busy: j.line.busy.Load(), LastRun: last})
+		out = append(out, JobStatus{Job: j.Job, Next: next[j.entry], Busy: j.line.busy.Load(), LastRun: last, Since: since, LastSuccess: ok})
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Job.ContainerName < out[b].Job.ContainerName })
 	rej := make([]Rejected, 0, len(s.rejected))
