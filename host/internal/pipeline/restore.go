@@ -119,7 +119,10 @@ func (r *Runner) Restore(ctx context.Context, loc Located, req RestoreRequest) e
 	if !dumper.Info.Has(sdk.CapRestore) {
 		return fmt.Errorf("the %s plugin cannot restore; restore %s by hand (see docs/RESTORE.md): %w", m.DatabaseType, loc.Key, sdk.ErrUnsupported)
 	}
-	if _, err := dumper.Validate(ctx, req.Target); err != nil {
+	// The connection must work; a database that does not exist yet is
+	// fine for a restore (MongoDB creates it on first write, a dropped
+	// database comes back): the engine's restore reports it if not.
+	if _, err := dumper.Validate(ctx, req.Target); err != nil && !errors.Is(err, sdk.ErrNotFound) {
 		return fmt.Errorf("restore target: %w", dumper.Explain(err))
 	}
 	sink, err := r.startSinkFor(ctx, loc.Dest)
