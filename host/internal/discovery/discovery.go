@@ -166,7 +166,9 @@ func (w *Watcher) session(ctx context.Context, out chan<- []Container, connected
 // containers or their names. Exec and health events cannot.
 func relevant(m events.Message) bool {
 	a := string(m.Action)
-	return !strings.HasPrefix(a, "exec_") && !strings.HasPrefix(a, "health_status") && a != "top" && a != "attach" && a != "resize"
+	// create: a created container is not running yet; its start event
+	// follows. Listing on create only delays the list that sees it.
+	return !strings.HasPrefix(a, "exec_") && !strings.HasPrefix(a, "health_status") && a != "top" && a != "attach" && a != "resize" && a != "create"
 }
 
 func (w *Watcher) list(ctx context.Context, out chan<- []Container) error {

@@ -203,6 +203,14 @@ func (s *Scheduler) Reconcile(snap []discovery.Container) {
 	why := make(map[string]string) // why a container in snap has no job
 	rejected := make(map[string]Rejected)
 	inherited := make(map[*lineage]bool)
+	// Jobs whose container left the snapshot: the only possible
+	// predecessors of a recreated container (computed once, not per add).
+	orphans := make(map[string][]*job)
+	for id, j := range s.jobs {
+		if !inSnap[id] {
+			orphans[j.ContainerName] = append(orphans[j.ContainerName], j)
+		}
+	}
 	for _, c := range snap {
 		spec, err := labels.Decode(c.Labels)
 		if err == nil && spec.Enabled && s.opts.PluginCheck != nil {
@@ -236,7 +244,7 @@ func (s *Scheduler) Reconcile(snap []discovery.Container) {
 		if prev == nil {
 			// Recreated: the old container's job has the same name and an
 			// id no longer running; it is removed below.
-			prev = s.byNameLocked(c.Name, inSnap, inherited)
+			prev = byName(orphans[c.Name], inherited)
 		}
 		if prev == nil || !slices.Equal(prev.Spec.Warnings, spec.Warnings) {
 			for _, w := range spec.Warnings {
@@ -265,11 +273,9 @@ func (s *Scheduler) Reconcile(snap []discovery.Container) {
 	s.rejected = rejected
 }
 
-// byNameLocked finds the job a recreated container succeeds: same name,
-// its container gone from the snapshot, its lineage not yet passed on.
-func (s *Scheduler) byNameLocked(name string, inSnap map[string]bool, inherited map[*lineage]bool) *job {
-	for id, j := range s.jobs {
-		if j.ContainerName == name && !inSnap[id] && !inherited[j.line] {
+func byName(cands []*job, inherited map[*lineage]bool) *job {
+	for _, j := range cands {
+		if !inherited[j.line] {
 			return j
 		}
 	}
@@ -288,8 +294,10 @@ func (s *Scheduler) addLocked(pj pipeline.Job, fp string, line *lineage) {
 	j := &job{Job: pj, fingerprint: fp, line: line, gone: make(chan struct{})}
 	j.entry = s.cron.Schedule(sched, cron.FuncJob(func() { s.fire(j) }))
 	s.jobs[pj.ContainerID] = j
+	// sched.Next, not s.cron.Entry: Entry snapshots every entry (O(n) per
+	// add, O(n^2) for a full start-up).
 	s.opts.Logger.Info("backup scheduled", "container", pj.ContainerName, "type", pj.Spec.Type,
-		"cron", pj.Spec.Cron, "next", s.cron.Entry(j.entry).Next)
+		"cron", pj.Spec.Cron, "next", sched.Next(time.Now().In(s.opts.Location)))
 }
 
 func (s *Scheduler) removeLocked(j *job, why string) {
