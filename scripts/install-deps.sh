@@ -18,7 +18,7 @@ set -euo pipefail
 
 readonly APT_PACKAGES=(
 	docker.io postgresql mariadb-server mariadb-client redis-server redis-tools
-	pigz zstd gnupg ca-certificates
+	pigz zstd gnupg ca-certificates openssl docker-compose
 )
 
 readonly BUF_VERSION=v1.75.0
