@@ -3,7 +3,7 @@
 #   make test  - every test, installing and starting what the tests need
 SHELL := /bin/bash
 BIN   ?= $(CURDIR)/bin
-PLUGINS := local mongodb mysql postgres redis
+PLUGINS := local mongodb mysql postgres redis s3
 GOFLAGS_BUILD := -trimpath -ldflags=-s
 
 .PHONY: build test demo bench proto proto-check clean

@@ -11,7 +11,7 @@ ensure_go
 eval "$(bash scripts/install-deps.sh --with-mongo --with-s3 --print-path)"
 bash scripts/docker-up.sh
 
-modules=(sdk host plugins/local plugins/mongodb plugins/mysql plugins/postgres plugins/redis
+modules=(sdk host plugins/local plugins/mongodb plugins/mysql plugins/postgres plugins/redis plugins/s3
 	examples/plugin-skeleton examples/plugin-sqlite examples/webhook-receiver examples/compose)
 
 bash scripts/proto-check.sh

@@ -17,7 +17,7 @@ import (
 )
 
 // Plugins are the plugin modules BuildBinaries builds, by name.
-var Plugins = []string{"local", "mongodb", "mysql", "postgres", "redis"}
+var Plugins = []string{"local", "mongodb", "mysql", "postgres", "redis", "s3"}
 
 var build struct {
 	once sync.Once
