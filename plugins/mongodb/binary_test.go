@@ -5,37 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/go-plugin"
-
 	"github.com/labelbackup/label-backup/plugins/mongodb/internal/fdbtest"
 	"github.com/labelbackup/label-backup/sdk"
+	"github.com/labelbackup/label-backup/sdk/sdktest"
 )
-
-// syncBuffer collects the plugin's re-emitted log lines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestBinary builds the plugin binary and drives it the way the host does:
 // a separate process over go-plugin. It checks the logs name the hosts and
@@ -43,43 +20,12 @@ func (b *syncBuffer) String() string {
 func TestBinary(t *testing.T) {
 	s := testServer(t)
 	c := testClient(t, s)
-	bin := filepath.Join(t.TempDir(), "label-backup-plugin-mongodb")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/label-backup-plugin-mongodb")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	b := sdktest.StartBinary(t, "./cmd/label-backup-plugin-mongodb")
+	if b.Info.Name != "mongodb" || b.Info.Kind != sdk.KindDumper || b.Info.Version != "0.1.0" ||
+		!b.Info.Has(sdk.CapRestore) || b.Info.DefaultExtension != ".archive" {
+		t.Fatalf("describe: %+v", b.Info)
 	}
-
-	describe, err := exec.Command(bin, "describe").Output()
-	if err != nil {
-		t.Fatalf("describe: %v\n%s", err, describe)
-	}
-	for _, want := range []string{`"name": "mongodb"`, `"version": "0.1.0"`, `"kind": "dumper"`, `"restore"`, `"default_extension": ".archive"`} {
-		if !strings.Contains(string(describe), want) {
-			t.Errorf("describe lacks %s:\n%s", want, describe)
-		}
-	}
-
-	logs := &syncBuffer{}
-	cmd := exec.Command(bin)
-	cmd.Env = []string{"LOG_LEVEL=debug"}
-	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake(),
-		VersionedPlugins: sdk.ClientPlugins(),
-		Cmd:              cmd,
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		GRPCDialOptions:  sdk.DialOptions(),
-		Logger:           hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Trace, JSONFormat: true}),
-	})
-	defer client.Kill()
-	rpc, err := client.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := rpc.Dispense(sdk.DispenseName(sdk.KindDumper))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := raw.(*sdk.DumperClient)
+	d := b.Dumper(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -109,8 +55,8 @@ func TestBinary(t *testing.T) {
 	}
 	assertSameContent(t, want, snapshot(t, c, dst))
 
-	client.Kill()
-	out := logs.String()
+	b.Stop()
+	out := b.Logs()
 	for _, want := range []string{"dump starting", "dump finished", "restore finished", db, "127.0.0.1"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("plugin logs lack %q:\n%s", want, out)

@@ -3,8 +3,6 @@ module github.com/labelbackup/label-backup/plugins/mongodb
 go 1.26.0
 
 require (
-	github.com/hashicorp/go-hclog v1.6.3
-	github.com/hashicorp/go-plugin v1.8.0
 	github.com/labelbackup/label-backup/sdk v0.0.0
 	go.mongodb.org/mongo-driver/v2 v2.10.0
 )
@@ -12,6 +10,8 @@ require (
 require (
 	github.com/fatih/color v1.13.0 // indirect
 	github.com/golang/protobuf v1.5.4 // indirect
+	github.com/hashicorp/go-hclog v1.6.3 // indirect
+	github.com/hashicorp/go-plugin v1.8.0 // indirect
 	github.com/hashicorp/yamux v0.1.2 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/mattn/go-colorable v0.1.12 // indirect

@@ -4,72 +4,23 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/go-plugin"
-
 	"github.com/labelbackup/label-backup/sdk"
+	"github.com/labelbackup/label-backup/sdk/sdktest"
 )
-
-// syncBuffer collects the plugin's re-emitted log lines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestBinary builds the plugin binary and drives it the way the host does:
 // a separate process over go-plugin, at debug log level. Its logs name the
 // bucket and keys but never a secret.
 func TestBinary(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "label-backup-plugin-s3")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/label-backup-plugin-s3")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	b := sdktest.StartBinary(t, "./cmd/label-backup-plugin-s3")
+	if b.Info.Name != "s3" || b.Info.Kind != sdk.KindSink {
+		t.Fatalf("describe: %+v", b.Info)
 	}
-	describe, err := exec.Command(bin, "describe").Output()
-	if err != nil || !strings.Contains(string(describe), `"name": "s3"`) || !strings.Contains(string(describe), `"kind": "sink"`) {
-		t.Fatalf("describe: %v\n%s", err, describe)
-	}
-
-	logs := &syncBuffer{}
-	cmd := exec.Command(bin)
-	cmd.Env = []string{"LOG_LEVEL=debug"}
-	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake(),
-		VersionedPlugins: sdk.ClientPlugins(),
-		Cmd:              cmd,
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		GRPCDialOptions:  sdk.DialOptions(),
-		Logger:           hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Trace, JSONFormat: true}),
-	})
-	defer client.Kill()
-	rpc, err := client.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := rpc.Dispense(sdk.DispenseName(sdk.KindSink))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := raw.(*sdk.SinkClient)
+	c := b.Sink(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
@@ -107,8 +58,8 @@ func TestBinary(t *testing.T) {
 		t.Errorf("configure error echoes the secret: %v", err)
 	}
 
-	client.Kill()
-	out := logs.String()
+	b.Stop()
+	out := b.Logs()
 	if testing.Verbose() {
 		t.Log(out)
 	}
