@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/hashicorp/go-plugin"
+
 	pb "github.com/labelbackup/label-backup/sdk/internal/gen/labelbackup/plugin/v1"
 )
 
@@ -14,6 +16,9 @@ import (
 type DumperClient struct {
 	plugin pb.PluginServiceClient
 	dumper pb.DumperServiceClient
+	// broker serves the host's ExecService to the plugin for calls whose
+	// context carries an ExecHandler (see WithExecHandler).
+	broker *plugin.GRPCBroker
 }
 
 // Describe asks the plugin what it is.
@@ -28,7 +33,9 @@ func (c *DumperClient) Configure(ctx context.Context, settings map[string]string
 
 // Validate checks the target's connection and credentials.
 func (c *DumperClient) Validate(ctx context.Context, t Target) (ValidateResult, error) {
-	res, err := c.dumper.ValidateTarget(ctx, &pb.ValidateTargetRequest{Target: targetToProto(t)})
+	execID, stopExec := serveExec(ctx, c.broker, t.Container.ID)
+	defer stopExec()
+	res, err := c.dumper.ValidateTarget(ctx, &pb.ValidateTargetRequest{Target: targetToProto(t), ExecBrokerId: execID})
 	if err != nil {
 		return ValidateResult{}, fromStatus("validate", err)
 	}
@@ -41,7 +48,9 @@ func (c *DumperClient) Validate(ctx context.Context, t Target) (ValidateResult, 
 func (c *DumperClient) Dump(ctx context.Context, t Target, w io.Writer) (DumpResult, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := c.dumper.Dump(ctx, &pb.DumpRequest{Target: targetToProto(t), ChunkSize: DefaultChunkSize})
+	execID, stopExec := serveExec(ctx, c.broker, t.Container.ID)
+	defer stopExec()
+	stream, err := c.dumper.Dump(ctx, &pb.DumpRequest{Target: targetToProto(t), ChunkSize: DefaultChunkSize, ExecBrokerId: execID})
 	if err != nil {
 		return DumpResult{}, fromStatus("dump", err)
 	}
@@ -106,7 +115,9 @@ type RestoreWriter struct {
 
 // OpenRestore starts a restore of t.
 func (c *DumperClient) OpenRestore(ctx context.Context, t Target, format string) (*RestoreWriter, error) {
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancelCtx := context.WithCancel(ctx)
+	execID, stopExec := serveExec(ctx, c.broker, t.Container.ID)
+	cancel := func() { cancelCtx(); stopExec() }
 	stream, err := c.dumper.Restore(ctx)
 	if err != nil {
 		cancel()
@@ -116,7 +127,7 @@ func (c *DumperClient) OpenRestore(ctx context.Context, t Target, format string)
 	// stream already: sendErr turns Send's io.EOF into its real error.
 	err = sendErr("restore", func() error { return stream.RecvMsg(new(pb.RestoreResponse)) },
 		stream.Send(&pb.RestoreRequest{Msg: &pb.RestoreRequest_Header{Header: &pb.RestoreHeader{
-			Target: targetToProto(t), Format: format,
+			Target: targetToProto(t), Format: format, ExecBrokerId: execID,
 		}}}))
 	if err != nil {
 		cancel()

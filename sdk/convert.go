@@ -64,19 +64,21 @@ func infoFromProto(p *pb.DescribeResponse) Info {
 
 func targetToProto(t Target) *pb.Target {
 	return &pb.Target{
-		Connection: t.Connection,
-		Database:   t.Database,
-		Options:    t.Options,
-		Container:  &pb.ContainerRef{Id: t.Container.ID, Name: t.Container.Name},
+		Connection:   t.Connection,
+		Database:     t.Database,
+		Options:      t.Options,
+		Container:    &pb.ContainerRef{Id: t.Container.ID, Name: t.Container.Name},
+		ContainerEnv: t.ContainerEnv,
 	}
 }
 
 func targetFromProto(p *pb.Target) Target {
 	return Target{
-		Connection: p.GetConnection(),
-		Database:   p.GetDatabase(),
-		Options:    p.GetOptions(),
-		Container:  ContainerRef{ID: p.GetContainer().GetId(), Name: p.GetContainer().GetName()},
+		Connection:   p.GetConnection(),
+		Database:     p.GetDatabase(),
+		Options:      p.GetOptions(),
+		Container:    ContainerRef{ID: p.GetContainer().GetId(), Name: p.GetContainer().GetName()},
+		ContainerEnv: p.GetContainerEnv(),
 	}
 }
 

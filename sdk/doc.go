@@ -10,6 +10,18 @@
 // trailers, checksums, error codes and logging are handled here; the wire
 // protocol (gRPC over hashicorp/go-plugin) never shows in these interfaces.
 //
+// # Exec mode
+//
+// When a job runs in exec mode (Target.Options["mode"] == "exec"), the host
+// offers the plugin an [Executor] for the call: [Exec](ctx) returns it, and
+// its Run runs a command inside the database's own container (Docker exec,
+// done by the host over go-plugin's broker; the plugin never sees the
+// Docker socket and can reach no other container). Run has the semantics
+// of toolexec.Run, and toolexec.RunWith(ctx, ex, cmd) runs locally when ex
+// is nil, so one code path serves both modes. Secrets go in Command.Env,
+// never in Argv. On the host side, [WithExecHandler] makes the
+// DumperClient calls offer an [ExecHandler].
+//
 // The host uses the client side of the same package ([DumperClient],
 // [SinkClient]) and the conformance kit in package sdktest checks a plugin
 // against the contracts documented on each interface.

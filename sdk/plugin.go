@@ -90,16 +90,16 @@ type DumperPlugin struct {
 }
 
 // GRPCServer registers the dumper's services (plugin side).
-func (p *DumperPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+func (p *DumperPlugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) error {
 	l := loggerOrNull(p.Logger)
 	pb.RegisterPluginServiceServer(s, &pluginServer{info: p.Impl.Info, impl: p.Impl, logger: l})
-	pb.RegisterDumperServiceServer(s, &dumperServer{impl: p.Impl, logger: l, calls: p.calls})
+	pb.RegisterDumperServiceServer(s, &dumperServer{impl: p.Impl, logger: l, calls: p.calls, broker: broker})
 	return nil
 }
 
 // GRPCClient returns a *DumperClient (host side).
-func (p *DumperPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
-	return &DumperClient{plugin: pb.NewPluginServiceClient(c), dumper: pb.NewDumperServiceClient(c)}, nil
+func (p *DumperPlugin) GRPCClient(_ context.Context, broker *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	return &DumperClient{plugin: pb.NewPluginServiceClient(c), dumper: pb.NewDumperServiceClient(c), broker: broker}, nil
 }
 
 // SinkPlugin binds a Sink to go-plugin's gRPC transport.

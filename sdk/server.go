@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -48,9 +49,13 @@ type dumperServer struct {
 	impl   Dumper
 	logger hclog.Logger
 	calls  *inflight
+	// broker dials the host's ExecService when a request offers one.
+	broker *plugin.GRPCBroker
 }
 
 func (s *dumperServer) ValidateTarget(ctx context.Context, req *pb.ValidateTargetRequest) (*pb.ValidateTargetResponse, error) {
+	ctx, closeExec := withRemoteExecutor(ctx, s.broker, req.GetExecBrokerId())
+	defer closeExec()
 	res, err := s.impl.Validate(withLogger(ctx, s.logger), targetFromProto(req.GetTarget()))
 	if err != nil {
 		return nil, toStatus(err)
@@ -60,7 +65,9 @@ func (s *dumperServer) ValidateTarget(ctx context.Context, req *pb.ValidateTarge
 
 func (s *dumperServer) Dump(req *pb.DumpRequest, stream pb.DumperService_DumpServer) error {
 	defer s.calls.start()()
-	ctx := withLogger(stream.Context(), s.logger)
+	ctx, closeExec := withRemoteExecutor(stream.Context(), s.broker, req.GetExecBrokerId())
+	defer closeExec()
+	ctx = withLogger(ctx, s.logger)
 	info := s.impl.Info()
 	err := stream.Send(&pb.DumpResponse{Msg: &pb.DumpResponse_Header{Header: &pb.DumpHeader{
 		Extension: info.DefaultExtension,
@@ -116,7 +123,9 @@ func (s *dumperServer) Restore(stream pb.DumperService_RestoreServer) error {
 		}
 		return m.GetData(), m.GetTrailer(), nil
 	})
-	ctx := withLogger(stream.Context(), s.logger)
+	ctx, closeExec := withRemoteExecutor(stream.Context(), s.broker, hdr.GetExecBrokerId())
+	defer closeExec()
+	ctx = withLogger(ctx, s.logger)
 	res, err := r.Restore(ctx, targetFromProto(hdr.GetTarget()), hdr.GetFormat(), body)
 	if err == nil && !body.verified {
 		// Tools like pg_restore stop at the end of their archive; read on to

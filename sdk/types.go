@@ -68,10 +68,26 @@ type Target struct {
 	Connection string
 	// Database, when set, overrides the database named in Connection.
 	Database string
-	// Options are engine-specific settings.
+	// Options are engine-specific settings. The host passes the label
+	// backup.mode as Options["mode"] ("network" or "exec").
 	Options   map[string]string
 	Container ContainerRef
+	// ContainerEnv is the database container's environment (secret: it may
+	// hold passwords), filled in by the host when the plugin has to derive
+	// the connection from it, as the official images define it
+	// (POSTGRES_PASSWORD, MYSQL_ROOT_PASSWORD, ...).
+	ContainerEnv map[string]string
 }
+
+// Target.Options keys the host sets.
+const (
+	// OptionMode is "network" (the default: the plugin connects to the
+	// database over the network) or "exec" (the tools run inside the
+	// database's container through [Exec]).
+	OptionMode  = "mode"
+	ModeNetwork = "network"
+	ModeExec    = "exec"
+)
 
 // ValidateResult is what a successful connection check learned.
 type ValidateResult struct {

@@ -73,6 +73,24 @@ func TestRetentionLocal(t *testing.T) {
 			} else if n > 5 {
 				t.Errorf("%d backups kept with a 3 s retention and 1 s backups; want at most ~4", n)
 			}
+			// The API reports what the last prune did.
+			var jobs struct {
+				Jobs []struct {
+					ContainerName string `json:"container_name"`
+					LastRun       *struct {
+						Retention *struct {
+							Deleted []string `json:"deleted"`
+							DryRun  bool     `json:"dry_run"`
+						} `json:"retention"`
+					} `json:"last_run"`
+				} `json:"jobs"`
+			}
+			agent.GetJSON(t, "/jobs", &jobs)
+			for _, j := range jobs.Jobs {
+				if j.ContainerName == pruned && (j.LastRun == nil || j.LastRun.Retention == nil || j.LastRun.Retention.DryRun != dryRun) {
+					t.Errorf("/jobs last_run of %s lacks the retention report: %+v", pruned, j.LastRun)
+				}
+			}
 			metas, _ := filepath.Glob(filepath.Join(backups, "ret", pruned, "*.metadata.json"))
 			if len(metas) != n {
 				t.Errorf("%d metadata files for %d backups: pairs were split", len(metas), n)

@@ -55,6 +55,9 @@ type connInfo struct {
 	connectTimeout int // seconds
 	// secrets are scrubbed from tool output: decoded and raw forms.
 	secrets []string
+	// socket: connect over the server's default Unix socket (exec mode
+	// with a derived connection); host and port are unused.
+	socket bool
 }
 
 // tlsSettings are the TLS query parameters.
@@ -359,6 +362,9 @@ func decode(s string) (string, error) {
 
 // addr is host:port for logs and errors.
 func (ci *connInfo) addr() string {
+	if ci.socket {
+		return "the container's Unix socket"
+	}
 	return net.JoinHostPort(ci.host, strconv.Itoa(ci.port))
 }
 

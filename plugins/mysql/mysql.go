@@ -72,6 +72,21 @@
 // says so). A mysqldump file that does not end with its "-- Dump completed"
 // line fails the restore as truncated (sdk.ErrIntegrity); the statements
 // before the cut stay applied.
+//
+// # Exec mode
+//
+// With Target.Options["mode"] = "exec" the tools run inside the database's
+// container through the host (sdk.Exec), MariaDB's names preferred, found
+// in the container's PATH. There is no option file there: user, host,
+// port and TLS settings go to the tools' argv inside the container, the
+// password only to MYSQL_PWD in their environment. Without a connection
+// string the connection is derived from the container's environment as the
+// official images define it (MARIADB_* before MYSQL_*, each also as a _FILE
+// variant read inside the container): root with the ROOT_PASSWORD, else
+// the USER with its PASSWORD, else root without a password when
+// ALLOW_EMPTY_(ROOT_)PASSWORD is set; the DATABASE, or every database. It
+// connects over the server's default Unix socket. A container with none of
+// these is an error naming them.
 package mysql
 
 import (
@@ -182,11 +197,11 @@ func (p *Plugin) getBinDir() string {
 // Validate connects with the client, selecting the database when one is
 // named, and asks for the server's version.
 func (p *Plugin) Validate(ctx context.Context, t sdk.Target) (sdk.ValidateResult, error) {
-	ci, err := parseConn(t.Connection, t.Database)
+	ci, ex, err := p.prepare(ctx, t)
 	if err != nil {
 		return sdk.ValidateResult{}, err
 	}
-	version, err := p.check(ctx, ci)
+	version, err := p.check(ctx, ci, ex)
 	if err != nil {
 		return sdk.ValidateResult{}, fmt.Errorf("mysql: validating %s: %w", ci.where(), err)
 	}
@@ -197,21 +212,21 @@ func (p *Plugin) Validate(ctx context.Context, t sdk.Target) (sdk.ValidateResult
 
 // check runs the connection check and returns the server's version. It
 // fails when the TLS mode needs encryption and the session has none.
-func (p *Plugin) check(ctx context.Context, ci *connInfo) (string, error) {
-	client, fl, err := p.tool(ctx, clientTool)
+func (p *Plugin) check(ctx context.Context, ci *connInfo, ex sdk.Executor) (string, error) {
+	client, fl, err := p.toolFor(ctx, ex, clientTool)
 	if err != nil {
 		return "", err
 	}
-	rf, cleanup, err := ci.newRunFiles(fl)
+	tc, cleanup, err := p.connect(ci, fl, clientTool, ex)
 	defer cleanup()
 	if err != nil {
 		return "", err
 	}
 	out := &cappedBuffer{limit: 4 << 10}
-	_, err = toolexec.Run(ctx, toolexec.Command{
+	_, err = toolexec.RunWith(ctx, ex, toolexec.Command{
 		Path:    client,
-		Args:    checkArgs(rf.defaultsArg(), ci.database),
-		Env:     rf.env(),
+		Args:    tc.args(checkArgs("", ci.database)),
+		Env:     tc.env,
 		Stdout:  out,
 		Secrets: ci.secrets,
 	})
@@ -246,22 +261,22 @@ func parseCheckOutput(out string) (version, cipher string, ok bool) {
 // Dump streams mariadb-dump's SQL into w: the named database, or every
 // database when none is named.
 func (p *Plugin) Dump(ctx context.Context, t sdk.Target, w io.Writer) (sdk.DumpResult, error) {
-	ci, err := parseConn(t.Connection, t.Database)
+	ci, ex, err := p.prepare(ctx, t)
 	if err != nil {
 		return sdk.DumpResult{}, err
 	}
-	dumper, fl, err := p.tool(ctx, dumpTool)
+	dumper, fl, err := p.toolFor(ctx, ex, dumpTool)
 	if err != nil {
 		return sdk.DumpResult{}, fmt.Errorf("mysql: dumping %s: %w", ci.where(), err)
 	}
 	log := sdk.Logger(ctx)
 	if ci.tls.mode == sslRequired && fl == flavorMariaDB {
 		// MariaDB's dump tool would fall back to plain text.
-		if _, err := p.check(ctx, ci); err != nil {
+		if _, err := p.check(ctx, ci, ex); err != nil {
 			return sdk.DumpResult{}, fmt.Errorf("mysql: dumping %s: %w", ci.where(), err)
 		}
 	}
-	rf, cleanup, err := ci.newRunFiles(fl)
+	tc, cleanup, err := p.connect(ci, fl, dumpTool, ex)
 	defer cleanup()
 	if err != nil {
 		return sdk.DumpResult{}, fmt.Errorf("mysql: dumping %s: %w", ci.where(), err)
@@ -269,10 +284,10 @@ func (p *Plugin) Dump(ctx context.Context, t sdk.Target, w io.Writer) (sdk.DumpR
 	log.Debug("dump starting", "host", ci.addr(), "database", ci.dbLabel(), "user", ci.user, "tool", filepath.Base(dumper))
 	start := time.Now()
 	tw := &tailWriter{w: w}
-	res, err := toolexec.Run(ctx, toolexec.Command{
+	res, err := toolexec.RunWith(ctx, ex, toolexec.Command{
 		Path:    dumper,
-		Args:    dumpArgs(rf.defaultsArg(), ci.database),
-		Env:     rf.env(),
+		Args:    tc.args(dumpArgs("", ci.database)),
+		Env:     tc.env,
 		Stdout:  tw,
 		Secrets: ci.secrets,
 	})
@@ -303,7 +318,7 @@ func (p *Plugin) Restore(ctx context.Context, t sdk.Target, format string, r io.
 	if format != "" && format != Format {
 		return sdk.RestoreResult{}, fmt.Errorf("mysql: cannot restore format %q (only %q): %w", format, Format, sdk.ErrInvalidArgument)
 	}
-	ci, err := parseConn(t.Connection, t.Database)
+	ci, ex, err := p.prepare(ctx, t)
 	if err != nil {
 		return sdk.RestoreResult{}, err
 	}
@@ -328,14 +343,14 @@ func (p *Plugin) Restore(ctx context.Context, t sdk.Target, format string, r io.
 
 	// The check gives clear errors (wrong password, missing database)
 	// before any input is consumed, and enforces ssl-mode=REQUIRED.
-	if _, err := p.check(ctx, ci); err != nil {
+	if _, err := p.check(ctx, ci, ex); err != nil {
 		return sdk.RestoreResult{}, fmt.Errorf("mysql: restoring %s: %w", ci.where(), err)
 	}
-	client, fl, err := p.tool(ctx, clientTool)
+	client, fl, err := p.toolFor(ctx, ex, clientTool)
 	if err != nil {
 		return sdk.RestoreResult{}, fmt.Errorf("mysql: restoring %s: %w", ci.where(), err)
 	}
-	rf, cleanup, err := ci.newRunFiles(fl)
+	tc, cleanup, err := p.connect(ci, fl, clientTool, ex)
 	defer cleanup()
 	if err != nil {
 		return sdk.RestoreResult{}, fmt.Errorf("mysql: restoring %s: %w", ci.where(), err)
@@ -344,10 +359,10 @@ func (p *Plugin) Restore(ctx context.Context, t sdk.Target, format string, r io.
 	log.Debug("restore starting", "host", ci.addr(), "database", ci.dbLabel(), "user", ci.user)
 	start := time.Now()
 	tr := &tailReader{r: br}
-	res, err := toolexec.Run(ctx, toolexec.Command{
+	res, err := toolexec.RunWith(ctx, ex, toolexec.Command{
 		Path:             client,
-		Args:             restoreArgs(rf.defaultsArg(), ci.database, fl),
-		Env:              rf.env(),
+		Args:             tc.args(restoreArgs("", ci.database, fl)),
+		Env:              tc.env,
 		Stdin:            tr,
 		AllowEmptyOutput: true,
 		Secrets:          ci.secrets,

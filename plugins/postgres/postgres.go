@@ -7,6 +7,17 @@
 // option (sslmode, sslrootcert, options, target_session_attrs, ...) applies
 // unchanged; the password travels in PGPASSWORD, never in argv, logs or
 // errors.
+//
+// In exec mode (Target.Options["mode"] = "exec") the same tools run inside
+// the database's container through the host (sdk.Exec), found in the
+// container's PATH. Without a connection string the connection is derived
+// from the container's environment as the official image defines it:
+// POSTGRES_USER (default postgres), POSTGRES_PASSWORD, POSTGRES_DB (default
+// the user), each also as a _FILE variant read inside the container, over
+// the container's Unix socket in /var/run/postgresql (port PGPORT when
+// set). A container with neither POSTGRES_PASSWORD nor
+// POSTGRES_PASSWORD_FILE (nor POSTGRES_HOST_AUTH_METHOD=trust) is an error
+// naming them.
 package postgres
 
 import (
@@ -115,7 +126,7 @@ func (p *Plugin) tool(name string) string {
 
 // Validate connects with psql and asks for the server's version.
 func (p *Plugin) Validate(ctx context.Context, t sdk.Target) (sdk.ValidateResult, error) {
-	ci, err := parseConn(t.Connection, t.Database)
+	ci, ex, err := p.prepare(ctx, t)
 	if err != nil {
 		return sdk.ValidateResult{}, err
 	}
@@ -125,8 +136,8 @@ func (p *Plugin) Validate(ctx context.Context, t sdk.Target) (sdk.ValidateResult
 		return sdk.ValidateResult{}, err
 	}
 	out := &cappedBuffer{limit: 4 << 10}
-	_, err = toolexec.Run(ctx, toolexec.Command{
-		Path:    p.tool("psql"),
+	_, err = toolexec.RunWith(ctx, ex, toolexec.Command{
+		Path:    p.toolFor(ex, "psql"),
 		Args:    ci.psqlArgs(),
 		Env:     env,
 		Stdout:  out,
@@ -145,7 +156,7 @@ func (p *Plugin) Validate(ctx context.Context, t sdk.Target) (sdk.ValidateResult
 
 // Dump streams an uncompressed custom-format archive into w.
 func (p *Plugin) Dump(ctx context.Context, t sdk.Target, w io.Writer) (sdk.DumpResult, error) {
-	ci, err := parseConn(t.Connection, t.Database)
+	ci, ex, err := p.prepare(ctx, t)
 	if err != nil {
 		return sdk.DumpResult{}, err
 	}
@@ -157,8 +168,8 @@ func (p *Plugin) Dump(ctx context.Context, t sdk.Target, w io.Writer) (sdk.DumpR
 	log := sdk.Logger(ctx)
 	log.Debug("dump starting", "host", ci.hostList(), "database", ci.database, "user", ci.user)
 	start := time.Now()
-	res, err := toolexec.Run(ctx, toolexec.Command{
-		Path:    p.tool("pg_dump"),
+	res, err := toolexec.RunWith(ctx, ex, toolexec.Command{
+		Path:    p.toolFor(ex, "pg_dump"),
 		Args:    ci.dumpArgs(),
 		Env:     env,
 		Stdout:  w,
@@ -190,7 +201,7 @@ func (p *Plugin) Restore(ctx context.Context, t sdk.Target, format string, r io.
 	if err != nil {
 		return sdk.RestoreResult{}, err
 	}
-	ci, err := parseConn(t.Connection, t.Database)
+	ci, ex, err := p.prepare(ctx, t)
 	if err != nil {
 		return sdk.RestoreResult{}, err
 	}
@@ -203,8 +214,8 @@ func (p *Plugin) Restore(ctx context.Context, t sdk.Target, format string, r io.
 	log.Debug("restore starting", "host", ci.hostList(), "database", ci.database, "user", ci.user)
 	start := time.Now()
 	in := &trackingReader{r: r}
-	res, err := toolexec.Run(ctx, toolexec.Command{
-		Path:             p.tool("pg_restore"),
+	res, err := toolexec.RunWith(ctx, ex, toolexec.Command{
+		Path:             p.toolFor(ex, "pg_restore"),
 		Args:             ci.restoreArgs(ro),
 		Env:              env,
 		Stdin:            in,

@@ -57,27 +57,29 @@ type Result struct {
 	Stderr string
 }
 
-// ExitError reports a tool that exited non-zero or was killed.
-type ExitError struct {
-	Tool     string
-	ExitCode int // -1 when killed by a signal
-	Signal   string
-	Stderr   string
-}
+// ExitError reports a tool that exited non-zero or was killed. It is the
+// SDK's type, so tools run locally and through an sdk.Executor fail alike.
+type ExitError = sdk.ExitError
 
-func (e *ExitError) Error() string {
-	var b strings.Builder
-	b.WriteString(e.Tool)
-	if e.Signal != "" {
-		fmt.Fprintf(&b, " killed by %s", e.Signal)
-	} else {
-		fmt.Fprintf(&b, " exited with status %d", e.ExitCode)
+// RunWith runs cmd through ex (a tool inside the database's container,
+// see sdk.Exec) or, when ex is nil, locally with Run. Both ways have the
+// same semantics and errors, so a plugin has one code path for both modes.
+// Through an executor, Path is resolved in the container, Env is added to
+// the container's environment and KillGrace does not apply.
+func RunWith(ctx context.Context, ex sdk.Executor, cmd Command) (Result, error) {
+	if ex == nil {
+		return Run(ctx, cmd)
 	}
-	if s := strings.TrimSpace(e.Stderr); s != "" {
-		b.WriteString(": ")
-		b.WriteString(s)
-	}
-	return b.String()
+	res, err := ex.Run(ctx, sdk.Command{
+		Argv:             append([]string{cmd.Path}, cmd.Args...),
+		Env:              cmd.Env,
+		Stdin:            cmd.Stdin,
+		Stdout:           cmd.Stdout,
+		Secrets:          cmd.Secrets,
+		AllowEmptyOutput: cmd.AllowEmptyOutput,
+		StderrLimit:      cmd.StderrLimit,
+	})
+	return Result{StdoutBytes: res.StdoutBytes, Stderr: res.Stderr}, err
 }
 
 // Run runs cmd and waits for it. It fails when the tool cannot start, exits

@@ -176,6 +176,17 @@ type RunView struct {
 	Object          string    `json:"object,omitempty"`
 	SizeBytes       int64     `json:"size_bytes,omitempty"`
 	Error           string    `json:"error,omitempty"`
+	// Retention is what the prune after this backup deleted (or, in a dry
+	// run, would have).
+	Retention *RetentionView `json:"retention,omitempty"`
+}
+
+// RetentionView is one prune's outcome.
+type RetentionView struct {
+	Deleted []string `json:"deleted"`
+	Kept    int      `json:"kept"`
+	DryRun  bool     `json:"dry_run,omitempty"`
+	Errors  []string `json:"errors,omitempty"`
 }
 
 func view(j scheduler.JobStatus) JobView {
@@ -213,6 +224,12 @@ func view(j scheduler.JobStatus) JobView {
 		}
 		if e.Result.Err != nil {
 			r.Error = e.Result.Err.Error()
+		}
+		if rep := e.Result.Retention; rep != nil {
+			r.Retention = &RetentionView{Deleted: rep.Deleted, Kept: rep.Kept, DryRun: rep.DryRun, Errors: rep.Errors}
+			if r.Retention.Deleted == nil {
+				r.Retention.Deleted = []string{}
+			}
 		}
 		v.LastRun = r
 	}

@@ -53,6 +53,9 @@ type Retention struct {
 	// Schedule is when the sweep over every job runs, besides the prune
 	// after each successful backup.
 	Schedule string
+	// OrphanPeriod, when set, lets the sweep prune backups of containers
+	// that no longer exist (zero: they are kept).
+	OrphanPeriod time.Duration
 }
 
 // S3 configures the remote (S3-compatible) destination.
@@ -123,6 +126,7 @@ func Variables() []Variable {
 		{"GC_DRY_RUN", "false", "log what retention would delete, delete nothing"},
 		{"RETENTION_KEEP_LAST", "3", "newest successful backups per container that retention never deletes (at least 1)"},
 		{"GC_SCHEDULE", "@daily", "cron schedule of the retention sweep over every container"},
+		{"ORPHAN_RETENTION_PERIOD", "", "when set (e.g. 90d), the sweep also prunes backups of containers that no longer exist, under the prefixes of current containers, by this period (the newest RETENTION_KEEP_LAST stay); unset: kept forever"},
 		{"GPG_PUBLIC_KEY_PATH", "", "OpenPGP public key (file) every backup is encrypted to, after compression"},
 		{"AGE_RECIPIENTS", "", "age recipients (age1...) every backup is encrypted to, instead of GPG"},
 		{"AGE_RECIPIENTS_FILE", "", "file of age recipients, one per line"},
@@ -159,10 +163,11 @@ func Load(env Lookup) (Config, error) {
 			UsePathStyle:    r.boolean("S3_USE_PATH_STYLE", false),
 		},
 		Retention: Retention{
-			Period:   r.period("GLOBAL_RETENTION_PERIOD", 7*24*time.Hour),
-			KeepLast: r.positiveInt("RETENTION_KEEP_LAST", 3),
-			DryRun:   r.boolean("GC_DRY_RUN", false),
-			Schedule: r.str("GC_SCHEDULE", "@daily"),
+			Period:       r.period("GLOBAL_RETENTION_PERIOD", 7*24*time.Hour),
+			KeepLast:     r.positiveInt("RETENTION_KEEP_LAST", 3),
+			DryRun:       r.boolean("GC_DRY_RUN", false),
+			Schedule:     r.str("GC_SCHEDULE", "@daily"),
+			OrphanPeriod: r.period("ORPHAN_RETENTION_PERIOD", 0),
 		},
 		Encryption: encrypt.Settings{
 			GPGPublicKeyPath:  r.str("GPG_PUBLIC_KEY_PATH", ""),

@@ -33,6 +33,7 @@ const (
 	Webhook     = "backup.webhook"
 	Compression = "backup.compression"
 	Keep        = "backup.keep"
+	Mode        = "backup.mode"
 )
 
 // known lists every label key with a one-line description; the order is the
@@ -41,7 +42,7 @@ var known = []struct{ key, doc string }{
 	{Enabled, `"true" or "false": master switch`},
 	{Type, "database type: postgres, mysql, mongodb, redis (or any installed dumper plugin)"},
 	{Cron, "cron expression: 5 fields, 6 with seconds, or a descriptor like @daily"},
-	{Conn, "connection string/URI of the database (secret)"},
+	{Conn, "connection string/URI of the database (secret); ${VAR} is replaced by the container's variable VAR; optional in exec mode, where postgres and mysql derive it from the container's POSTGRES_*/MYSQL_*/MARIADB_* variables"},
 	{Database, "database name, overriding the one in backup.conn"},
 	{Dest, `destination: "local" (default), "remote" or "s3"`},
 	{NamePrefix, "path prefix of backup objects"},
@@ -49,7 +50,14 @@ var known = []struct{ key, doc string }{
 	{Webhook, "webhook URL overriding WEBHOOK_URL"},
 	{Compression, `compression: "gzip" (default), "zstd" or "none"`},
 	{Keep, "newest successful backups retention always keeps, overriding RETENTION_KEEP_LAST"},
+	{Mode, `"network" (default: the dump tool connects over the network) or "exec" (it runs inside the database container through Docker exec)`},
 }
+
+// Modes.
+const (
+	ModeNetwork = "network"
+	ModeExec    = "exec"
+)
 
 // Destinations.
 const (
@@ -74,6 +82,8 @@ type Spec struct {
 	Compression string
 	// Keep is zero when the global RETENTION_KEEP_LAST applies.
 	Keep int
+	// Mode is ModeNetwork or ModeExec.
+	Mode string
 	// Warnings are problems that do not stop the container's backups, such
 	// as unknown backup.* keys.
 	Warnings []string
@@ -161,9 +171,26 @@ func Decode(l map[string]string) (Spec, error) {
 		bad(Cron, "%q is not a valid schedule: %v", s.Cron, err)
 	}
 
-	s.Conn = strings.TrimSpace(l[Conn])
-	if s.Conn == "" {
-		bad(Conn, "is required: the database's connection string")
+	switch m := strings.ToLower(strings.TrimSpace(l[Mode])); m {
+	case "", ModeNetwork:
+		s.Mode = ModeNetwork
+	case ModeExec:
+		s.Mode = ModeExec
+	default:
+		bad(Mode, `must be "network" or "exec", got %q`, l[Mode])
+	}
+
+	// In exec mode an absent backup.conn lets the plugin derive the
+	// connection from the container's environment (postgres and mysql know
+	// their official images' variables); an empty one is a mistake (an
+	// unset variable in a compose file, say), never a request for that.
+	rawConn, hasConn := l[Conn]
+	s.Conn = strings.TrimSpace(rawConn)
+	switch {
+	case hasConn && s.Conn == "":
+		bad(Conn, "is empty: set the database's connection string, or remove the label to derive it from the container's environment")
+	case !hasConn && s.Mode != ModeExec:
+		bad(Conn, `is required: the database's connection string (or set backup.mode to "exec" to derive it from the container's environment)`)
 	}
 
 	s.Database = strings.TrimSpace(l[Database])

@@ -35,17 +35,17 @@ func TestDecodeValid(t *testing.T) {
 		labels map[string]string
 		want   Spec
 	}{
-		{"minimal", base(), Spec{Enabled: true, Type: "postgres", Cron: "0 2 * * *", Conn: "postgresql://app:s3cret-pw@db:5432/app", Dest: DestLocal}},
-		{"enabled is case-insensitive", with(Enabled, "TRUE"), Spec{Enabled: true, Type: "postgres", Cron: "0 2 * * *", Conn: "postgresql://app:s3cret-pw@db:5432/app", Dest: DestLocal}},
+		{"minimal", base(), Spec{Enabled: true, Mode: ModeNetwork, Type: "postgres", Cron: "0 2 * * *", Conn: "postgresql://app:s3cret-pw@db:5432/app", Dest: DestLocal}},
+		{"enabled is case-insensitive", with(Enabled, "TRUE"), Spec{Enabled: true, Mode: ModeNetwork, Type: "postgres", Cron: "0 2 * * *", Conn: "postgresql://app:s3cret-pw@db:5432/app", Dest: DestLocal}},
 		{"all labels", with(Database, "other", Dest, "remote", NamePrefix, "/production/postgres/", Retention, "14d", Webhook, "https://hooks.example/x", Compression, "zstd", Keep, "5"),
-			Spec{Enabled: true, Type: "postgres", Cron: "0 2 * * *", Conn: "postgresql://app:s3cret-pw@db:5432/app", Database: "other", Dest: DestRemote, Prefix: "production/postgres", Retention: 14 * 24 * time.Hour, Webhook: "https://hooks.example/x", Compression: "zstd", Keep: 5}},
-		{"s3 is remote", with(Dest, "s3"), Spec{Enabled: true, Type: "postgres", Cron: "0 2 * * *", Conn: "postgresql://app:s3cret-pw@db:5432/app", Dest: DestRemote}},
-		{"type alias", with(Type, "MariaDB"), Spec{Enabled: true, Type: "mysql", Cron: "0 2 * * *", Conn: "postgresql://app:s3cret-pw@db:5432/app", Dest: DestLocal}},
-		{"seconds cron", with(Cron, "*/5 * * * * *"), Spec{Enabled: true, Type: "postgres", Cron: "*/5 * * * * *", Conn: "postgresql://app:s3cret-pw@db:5432/app", Dest: DestLocal}},
-		{"descriptor", with(Cron, "@daily"), Spec{Enabled: true, Type: "postgres", Cron: "@daily", Conn: "postgresql://app:s3cret-pw@db:5432/app", Dest: DestLocal}},
-		{"every", with(Cron, "@every 1h"), Spec{Enabled: true, Type: "postgres", Cron: "@every 1h", Conn: "postgresql://app:s3cret-pw@db:5432/app", Dest: DestLocal}},
-		{"timezone prefix", with(Cron, "CRON_TZ=Europe/Paris 0 2 * * *"), Spec{Enabled: true, Type: "postgres", Cron: "CRON_TZ=Europe/Paris 0 2 * * *", Conn: "postgresql://app:s3cret-pw@db:5432/app", Dest: DestLocal}},
-		{"unknown key warns", with("backup.retension", "3d"), Spec{Enabled: true, Type: "postgres", Cron: "0 2 * * *", Conn: "postgresql://app:s3cret-pw@db:5432/app", Dest: DestLocal, Warnings: []string{`unknown label "backup.retension" is ignored`}}},
+			Spec{Enabled: true, Mode: ModeNetwork, Type: "postgres", Cron: "0 2 * * *", Conn: "postgresql://app:s3cret-pw@db:5432/app", Database: "other", Dest: DestRemote, Prefix: "production/postgres", Retention: 14 * 24 * time.Hour, Webhook: "https://hooks.example/x", Compression: "zstd", Keep: 5}},
+		{"s3 is remote", with(Dest, "s3"), Spec{Enabled: true, Mode: ModeNetwork, Type: "postgres", Cron: "0 2 * * *", Conn: "postgresql://app:s3cret-pw@db:5432/app", Dest: DestRemote}},
+		{"type alias", with(Type, "MariaDB"), Spec{Enabled: true, Mode: ModeNetwork, Type: "mysql", Cron: "0 2 * * *", Conn: "postgresql://app:s3cret-pw@db:5432/app", Dest: DestLocal}},
+		{"seconds cron", with(Cron, "*/5 * * * * *"), Spec{Enabled: true, Mode: ModeNetwork, Type: "postgres", Cron: "*/5 * * * * *", Conn: "postgresql://app:s3cret-pw@db:5432/app", Dest: DestLocal}},
+		{"descriptor", with(Cron, "@daily"), Spec{Enabled: true, Mode: ModeNetwork, Type: "postgres", Cron: "@daily", Conn: "postgresql://app:s3cret-pw@db:5432/app", Dest: DestLocal}},
+		{"every", with(Cron, "@every 1h"), Spec{Enabled: true, Mode: ModeNetwork, Type: "postgres", Cron: "@every 1h", Conn: "postgresql://app:s3cret-pw@db:5432/app", Dest: DestLocal}},
+		{"timezone prefix", with(Cron, "CRON_TZ=Europe/Paris 0 2 * * *"), Spec{Enabled: true, Mode: ModeNetwork, Type: "postgres", Cron: "CRON_TZ=Europe/Paris 0 2 * * *", Conn: "postgresql://app:s3cret-pw@db:5432/app", Dest: DestLocal}},
+		{"unknown key warns", with("backup.retension", "3d"), Spec{Enabled: true, Mode: ModeNetwork, Type: "postgres", Cron: "0 2 * * *", Conn: "postgresql://app:s3cret-pw@db:5432/app", Dest: DestLocal, Warnings: []string{`unknown label "backup.retension" is ignored`}}},
 		{"disabled ignores the rest", map[string]string{Enabled: "false", Cron: "garbage"}, Spec{}},
 		{"no labels", map[string]string{}, Spec{}},
 	}
@@ -76,6 +76,9 @@ func TestDecodeInvalid(t *testing.T) {
 		{"bad cron", with(Cron, "61 * * * *"), Cron, "not a valid schedule"},
 		{"too many fields", with(Cron, "0 0 0 0 0 0 0"), Cron, "not a valid schedule"},
 		{"missing conn", with(Conn, "<unset>"), Conn, "is required"},
+		{"bad mode", with(Mode, "ssh"), Mode, `must be "network" or "exec"`},
+		{"empty conn", with(Conn, " "), Conn, "is empty"},
+		{"empty conn in exec mode", with(Mode, "exec", Conn, ""), Conn, "is empty"},
 		{"bad dest", with(Dest, "ftp"), Dest, `must be "local", "remote" or "s3"`},
 		{"prefix traversal", with(NamePrefix, "a/../../etc"), NamePrefix, "clean relative path"},
 		{"prefix chars", with(NamePrefix, "a b"), NamePrefix, "may contain only"},
@@ -104,6 +107,34 @@ func TestDecodeInvalid(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), "s3cret-pw") {
 				t.Errorf("error leaks the connection password: %v", err)
+			}
+		})
+	}
+}
+
+func TestDecodeModeAndOptionalConn(t *testing.T) {
+	tests := []struct {
+		name   string
+		labels map[string]string
+		mode   string
+	}{
+		{"exec without conn", with(Mode, "EXEC", Conn, "<unset>"), ModeExec},
+		{"exec with any type", with(Type, "redis", Mode, "exec", Conn, "<unset>"), ModeExec},
+		{"mysql in exec mode", with(Type, "mariadb", Mode, "exec", Conn, "<unset>"), ModeExec},
+		{"exec mode with conn", with(Mode, "exec"), ModeExec},
+		{"explicit network", with(Mode, "network"), ModeNetwork},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := Decode(tt.labels)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Mode != tt.mode {
+				t.Errorf("Mode = %q, want %q", s.Mode, tt.mode)
+			}
+			if len(s.Warnings) != 0 {
+				t.Errorf("warnings %v", s.Warnings)
 			}
 		})
 	}

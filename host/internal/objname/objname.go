@@ -124,3 +124,6 @@ func TrimMetadata(key string) string { return strings.TrimSuffix(key, MetadataSu
 // CutMetadata reports whether key names a metadata file, and of which
 // backup.
 func CutMetadata(key string) (backup string, ok bool) { return strings.CutSuffix(key, MetadataSuffix) }
+
+// DirName is the directory name a container's backups go under.
+func DirName(container string) string { return cleanDir(container) }

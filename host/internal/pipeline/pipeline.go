@@ -21,6 +21,7 @@ import (
 	"github.com/labelbackup/label-backup/host/internal/compress"
 	"github.com/labelbackup/label-backup/host/internal/config"
 	"github.com/labelbackup/label-backup/host/internal/encrypt"
+	"github.com/labelbackup/label-backup/host/internal/execsvc"
 	"github.com/labelbackup/label-backup/host/internal/labels"
 	"github.com/labelbackup/label-backup/host/internal/metadata"
 	"github.com/labelbackup/label-backup/host/internal/objname"
@@ -68,6 +69,9 @@ type Settings struct {
 	Remote map[string]string
 	// Retention is the global policy; labels override period and keep.
 	Retention retention.Policy
+	// OrphanPeriod, when positive, prunes backups of containers that no
+	// longer exist on the sweep.
+	OrphanPeriod time.Duration
 	// Encryption applies to every backup, after compression.
 	Encryption encrypt.Encryption
 }
@@ -89,6 +93,7 @@ func SettingsFrom(cfg config.Config) (Settings, error) {
 			DryRun:   cfg.Retention.DryRun,
 		},
 	}
+	s.OrphanPeriod = cfg.Retention.OrphanPeriod
 	if cfg.S3.Configured() {
 		s.Remote = cfg.S3.SinkSettings()
 	}
@@ -178,6 +183,14 @@ func (r *Runner) run(ctx context.Context, job Job, settings Settings, res *Resul
 		Connection: spec.Conn,
 		Database:   spec.Database,
 		Container:  sdk.ContainerRef{ID: job.ContainerID, Name: job.ContainerName},
+	}
+	// Exec mode, ${VAR} in backup.conn and zero-config credentials.
+	ctx, err = execsvc.Prepare(ctx, spec, &target)
+	if err != nil {
+		return fmt.Errorf("preparing the target: %w", err)
+	}
+	if spec.Database == "" {
+		spec.Database = execsvc.DatabaseHint(spec.Type, target)
 	}
 	valid, err := dumper.Validate(ctx, target)
 	if err != nil {
@@ -330,9 +343,43 @@ func (r *Runner) Prune(ctx context.Context, jobs []Job) map[string]retention.Rep
 			}
 			out[j.ContainerName] = rep
 		}
+		if period := r.settings().OrphanPeriod; period > 0 {
+			r.pruneOrphans(ctx, sink, js, period, out)
+		}
 		sink.Close()
 	}
 	return out
+}
+
+// pruneOrphans applies the orphan period to containers that have backups
+// under the current jobs' prefixes but no job. Reports are keyed
+// "orphan:<container>".
+func (r *Runner) pruneOrphans(ctx context.Context, sink *pluginmgr.Sink, jobs []Job, period time.Duration, out map[string]retention.Report) {
+	active := map[string]map[string]bool{} // prefix → container names
+	for _, j := range jobs {
+		if active[j.Spec.Prefix] == nil {
+			active[j.Spec.Prefix] = map[string]bool{}
+		}
+		active[j.Spec.Prefix][objname.DirName(j.ContainerName)] = true
+	}
+	policy := r.settings().Retention
+	policy.Period = period
+	for prefix, names := range active {
+		orphans, err := retention.Orphans(ctx, sink, prefix, names)
+		if err != nil {
+			r.logger.Error("retention sweep: listing orphans failed", "prefix", prefix, "error", sink.Explain(err))
+			continue
+		}
+		for _, c := range orphans {
+			log := r.logger.With("container", c, "orphan", true)
+			rep, err := retention.Prune(ctx, sink, retention.Job{Prefix: prefix, ContainerName: c}, policy, time.Now(), log)
+			if err != nil {
+				log.Error("retention failed", "error", sink.Explain(err))
+				continue
+			}
+			out["orphan:"+c] = rep
+		}
+	}
 }
 
 // explainBoth attributes a streaming failure to whichever plugin died.

@@ -219,3 +219,23 @@ func TestManyPages(t *testing.T) {
 		t.Errorf("%d objects left, want 10 backups + 10 metadata", n)
 	}
 }
+
+func TestOrphans(t *testing.T) {
+	f := newFixture(t)
+	f.backup("p", "gone", 30*day, ok())
+	f.backup("p", "alive", 1*day, ok())
+	f.backup("p/deeper", "other", 1*day, ok()) // a different prefix
+	f.backup("", "rootgone", 1*day, ok())
+	f.put("p/gone-notes.txt", "x")
+	got, err := Orphans(context.Background(), f.sink, "p", map[string]bool{"alive": true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != "gone" {
+		t.Errorf("orphans under p = %v, want [gone]", got)
+	}
+	got, _ = Orphans(context.Background(), f.sink, "", map[string]bool{})
+	if len(got) != 1 || got[0] != "rootgone" {
+		t.Errorf("orphans at the root = %v, want [rootgone]", got)
+	}
+}

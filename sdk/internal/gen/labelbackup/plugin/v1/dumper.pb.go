@@ -31,7 +31,11 @@ type Target struct {
 	// Options are engine-specific settings.
 	Options map[string]string `protobuf:"bytes,3,rep,name=options,proto3" json:"options,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Container identifies the Docker container the database runs in.
-	Container     *ContainerRef `protobuf:"bytes,4,opt,name=container,proto3" json:"container,omitempty"`
+	Container *ContainerRef `protobuf:"bytes,4,opt,name=container,proto3" json:"container,omitempty"`
+	// Container_env is the container's environment as Docker reports it
+	// (secret: it may hold passwords). The host fills it in only when the
+	// plugin has to derive the connection from it.
+	ContainerEnv  map[string]string `protobuf:"bytes,5,rep,name=container_env,json=containerEnv,proto3" json:"container_env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -94,6 +98,13 @@ func (x *Target) GetContainer() *ContainerRef {
 	return nil
 }
 
+func (x *Target) GetContainerEnv() map[string]string {
+	if x != nil {
+		return x.ContainerEnv
+	}
+	return nil
+}
+
 type ContainerRef struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -147,8 +158,11 @@ func (x *ContainerRef) GetName() string {
 }
 
 type ValidateTargetRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Target        *Target                `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Target *Target                `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	// Exec_broker_id, when not zero, is the go-plugin broker ID under which
+	// the host serves ExecService for this call.
+	ExecBrokerId  uint32 `protobuf:"varint,2,opt,name=exec_broker_id,json=execBrokerId,proto3" json:"exec_broker_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -188,6 +202,13 @@ func (x *ValidateTargetRequest) GetTarget() *Target {
 		return x.Target
 	}
 	return nil
+}
+
+func (x *ValidateTargetRequest) GetExecBrokerId() uint32 {
+	if x != nil {
+		return x.ExecBrokerId
+	}
+	return 0
 }
 
 type ValidateTargetResponse struct {
@@ -239,7 +260,10 @@ type DumpRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Target *Target                `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
 	// Chunk_size is the host's suggested data chunk size in bytes.
-	ChunkSize     uint32 `protobuf:"varint,2,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
+	ChunkSize uint32 `protobuf:"varint,2,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
+	// Exec_broker_id, when not zero, is the go-plugin broker ID under which
+	// the host serves ExecService for this call.
+	ExecBrokerId  uint32 `protobuf:"varint,3,opt,name=exec_broker_id,json=execBrokerId,proto3" json:"exec_broker_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -284,6 +308,13 @@ func (x *DumpRequest) GetTarget() *Target {
 func (x *DumpRequest) GetChunkSize() uint32 {
 	if x != nil {
 		return x.ChunkSize
+	}
+	return 0
+}
+
+func (x *DumpRequest) GetExecBrokerId() uint32 {
+	if x != nil {
+		return x.ExecBrokerId
 	}
 	return 0
 }
@@ -613,7 +644,10 @@ type RestoreHeader struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Target *Target                `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
 	// Format is the format recorded when the dump was taken.
-	Format        string `protobuf:"bytes,2,opt,name=format,proto3" json:"format,omitempty"`
+	Format string `protobuf:"bytes,2,opt,name=format,proto3" json:"format,omitempty"`
+	// Exec_broker_id, when not zero, is the go-plugin broker ID under which
+	// the host serves ExecService for this call.
+	ExecBrokerId  uint32 `protobuf:"varint,3,opt,name=exec_broker_id,json=execBrokerId,proto3" json:"exec_broker_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -660,6 +694,13 @@ func (x *RestoreHeader) GetFormat() string {
 		return x.Format
 	}
 	return ""
+}
+
+func (x *RestoreHeader) GetExecBrokerId() uint32 {
+	if x != nil {
+		return x.ExecBrokerId
+	}
+	return 0
 }
 
 // StreamTrailer ends a client-streamed upload: the receiver checks both
@@ -765,28 +806,34 @@ var File_labelbackup_plugin_v1_dumper_proto protoreflect.FileDescriptor
 
 const file_labelbackup_plugin_v1_dumper_proto_rawDesc = "" +
 	"\n" +
-	"\"labelbackup/plugin/v1/dumper.proto\x12\x15labelbackup.plugin.v1\"\x89\x02\n" +
+	"\"labelbackup/plugin/v1/dumper.proto\x12\x15labelbackup.plugin.v1\"\xa0\x03\n" +
 	"\x06Target\x12\x1e\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\tR\n" +
 	"connection\x12\x1a\n" +
 	"\bdatabase\x18\x02 \x01(\tR\bdatabase\x12D\n" +
 	"\aoptions\x18\x03 \x03(\v2*.labelbackup.plugin.v1.Target.OptionsEntryR\aoptions\x12A\n" +
-	"\tcontainer\x18\x04 \x01(\v2#.labelbackup.plugin.v1.ContainerRefR\tcontainer\x1a:\n" +
+	"\tcontainer\x18\x04 \x01(\v2#.labelbackup.plugin.v1.ContainerRefR\tcontainer\x12T\n" +
+	"\rcontainer_env\x18\x05 \x03(\v2/.labelbackup.plugin.v1.Target.ContainerEnvEntryR\fcontainerEnv\x1a:\n" +
 	"\fOptionsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a?\n" +
+	"\x11ContainerEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"2\n" +
 	"\fContainerRef\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\"N\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"t\n" +
 	"\x15ValidateTargetRequest\x125\n" +
-	"\x06target\x18\x01 \x01(\v2\x1d.labelbackup.plugin.v1.TargetR\x06target\"?\n" +
+	"\x06target\x18\x01 \x01(\v2\x1d.labelbackup.plugin.v1.TargetR\x06target\x12$\n" +
+	"\x0eexec_broker_id\x18\x02 \x01(\rR\fexecBrokerId\"?\n" +
 	"\x16ValidateTargetResponse\x12%\n" +
-	"\x0eserver_version\x18\x01 \x01(\tR\rserverVersion\"c\n" +
+	"\x0eserver_version\x18\x01 \x01(\tR\rserverVersion\"\x89\x01\n" +
 	"\vDumpRequest\x125\n" +
 	"\x06target\x18\x01 \x01(\v2\x1d.labelbackup.plugin.v1.TargetR\x06target\x12\x1d\n" +
 	"\n" +
-	"chunk_size\x18\x02 \x01(\rR\tchunkSize\"\xa8\x01\n" +
+	"chunk_size\x18\x02 \x01(\rR\tchunkSize\x12$\n" +
+	"\x0eexec_broker_id\x18\x03 \x01(\rR\fexecBrokerId\"\xa8\x01\n" +
 	"\fDumpResponse\x12;\n" +
 	"\x06header\x18\x01 \x01(\v2!.labelbackup.plugin.v1.DumpHeaderH\x00R\x06header\x12\x14\n" +
 	"\x04data\x18\x02 \x01(\fH\x00R\x04data\x12>\n" +
@@ -805,10 +852,11 @@ const file_labelbackup_plugin_v1_dumper_proto_rawDesc = "" +
 	"\x06header\x18\x01 \x01(\v2$.labelbackup.plugin.v1.RestoreHeaderH\x00R\x06header\x12\x14\n" +
 	"\x04data\x18\x02 \x01(\fH\x00R\x04data\x12@\n" +
 	"\atrailer\x18\x03 \x01(\v2$.labelbackup.plugin.v1.StreamTrailerH\x00R\atrailerB\x05\n" +
-	"\x03msg\"^\n" +
+	"\x03msg\"\x84\x01\n" +
 	"\rRestoreHeader\x125\n" +
 	"\x06target\x18\x01 \x01(\v2\x1d.labelbackup.plugin.v1.TargetR\x06target\x12\x16\n" +
-	"\x06format\x18\x02 \x01(\tR\x06format\";\n" +
+	"\x06format\x18\x02 \x01(\tR\x06format\x12$\n" +
+	"\x0eexec_broker_id\x18\x03 \x01(\rR\fexecBrokerId\";\n" +
 	"\rStreamTrailer\x12\x12\n" +
 	"\x04size\x18\x01 \x01(\x04R\x04size\x12\x16\n" +
 	"\x06sha256\x18\x02 \x01(\fR\x06sha256\"-\n" +
@@ -832,7 +880,7 @@ func file_labelbackup_plugin_v1_dumper_proto_rawDescGZIP() []byte {
 	return file_labelbackup_plugin_v1_dumper_proto_rawDescData
 }
 
-var file_labelbackup_plugin_v1_dumper_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_labelbackup_plugin_v1_dumper_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_labelbackup_plugin_v1_dumper_proto_goTypes = []any{
 	(*Target)(nil),                 // 0: labelbackup.plugin.v1.Target
 	(*ContainerRef)(nil),           // 1: labelbackup.plugin.v1.ContainerRef
@@ -847,28 +895,30 @@ var file_labelbackup_plugin_v1_dumper_proto_goTypes = []any{
 	(*StreamTrailer)(nil),          // 10: labelbackup.plugin.v1.StreamTrailer
 	(*RestoreResponse)(nil),        // 11: labelbackup.plugin.v1.RestoreResponse
 	nil,                            // 12: labelbackup.plugin.v1.Target.OptionsEntry
+	nil,                            // 13: labelbackup.plugin.v1.Target.ContainerEnvEntry
 }
 var file_labelbackup_plugin_v1_dumper_proto_depIdxs = []int32{
 	12, // 0: labelbackup.plugin.v1.Target.options:type_name -> labelbackup.plugin.v1.Target.OptionsEntry
 	1,  // 1: labelbackup.plugin.v1.Target.container:type_name -> labelbackup.plugin.v1.ContainerRef
-	0,  // 2: labelbackup.plugin.v1.ValidateTargetRequest.target:type_name -> labelbackup.plugin.v1.Target
-	0,  // 3: labelbackup.plugin.v1.DumpRequest.target:type_name -> labelbackup.plugin.v1.Target
-	6,  // 4: labelbackup.plugin.v1.DumpResponse.header:type_name -> labelbackup.plugin.v1.DumpHeader
-	7,  // 5: labelbackup.plugin.v1.DumpResponse.trailer:type_name -> labelbackup.plugin.v1.DumpTrailer
-	9,  // 6: labelbackup.plugin.v1.RestoreRequest.header:type_name -> labelbackup.plugin.v1.RestoreHeader
-	10, // 7: labelbackup.plugin.v1.RestoreRequest.trailer:type_name -> labelbackup.plugin.v1.StreamTrailer
-	0,  // 8: labelbackup.plugin.v1.RestoreHeader.target:type_name -> labelbackup.plugin.v1.Target
-	2,  // 9: labelbackup.plugin.v1.DumperService.ValidateTarget:input_type -> labelbackup.plugin.v1.ValidateTargetRequest
-	4,  // 10: labelbackup.plugin.v1.DumperService.Dump:input_type -> labelbackup.plugin.v1.DumpRequest
-	8,  // 11: labelbackup.plugin.v1.DumperService.Restore:input_type -> labelbackup.plugin.v1.RestoreRequest
-	3,  // 12: labelbackup.plugin.v1.DumperService.ValidateTarget:output_type -> labelbackup.plugin.v1.ValidateTargetResponse
-	5,  // 13: labelbackup.plugin.v1.DumperService.Dump:output_type -> labelbackup.plugin.v1.DumpResponse
-	11, // 14: labelbackup.plugin.v1.DumperService.Restore:output_type -> labelbackup.plugin.v1.RestoreResponse
-	12, // [12:15] is the sub-list for method output_type
-	9,  // [9:12] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	13, // 2: labelbackup.plugin.v1.Target.container_env:type_name -> labelbackup.plugin.v1.Target.ContainerEnvEntry
+	0,  // 3: labelbackup.plugin.v1.ValidateTargetRequest.target:type_name -> labelbackup.plugin.v1.Target
+	0,  // 4: labelbackup.plugin.v1.DumpRequest.target:type_name -> labelbackup.plugin.v1.Target
+	6,  // 5: labelbackup.plugin.v1.DumpResponse.header:type_name -> labelbackup.plugin.v1.DumpHeader
+	7,  // 6: labelbackup.plugin.v1.DumpResponse.trailer:type_name -> labelbackup.plugin.v1.DumpTrailer
+	9,  // 7: labelbackup.plugin.v1.RestoreRequest.header:type_name -> labelbackup.plugin.v1.RestoreHeader
+	10, // 8: labelbackup.plugin.v1.RestoreRequest.trailer:type_name -> labelbackup.plugin.v1.StreamTrailer
+	0,  // 9: labelbackup.plugin.v1.RestoreHeader.target:type_name -> labelbackup.plugin.v1.Target
+	2,  // 10: labelbackup.plugin.v1.DumperService.ValidateTarget:input_type -> labelbackup.plugin.v1.ValidateTargetRequest
+	4,  // 11: labelbackup.plugin.v1.DumperService.Dump:input_type -> labelbackup.plugin.v1.DumpRequest
+	8,  // 12: labelbackup.plugin.v1.DumperService.Restore:input_type -> labelbackup.plugin.v1.RestoreRequest
+	3,  // 13: labelbackup.plugin.v1.DumperService.ValidateTarget:output_type -> labelbackup.plugin.v1.ValidateTargetResponse
+	5,  // 14: labelbackup.plugin.v1.DumperService.Dump:output_type -> labelbackup.plugin.v1.DumpResponse
+	11, // 15: labelbackup.plugin.v1.DumperService.Restore:output_type -> labelbackup.plugin.v1.RestoreResponse
+	13, // [13:16] is the sub-list for method output_type
+	10, // [10:13] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_labelbackup_plugin_v1_dumper_proto_init() }
@@ -892,7 +942,7 @@ func file_labelbackup_plugin_v1_dumper_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_labelbackup_plugin_v1_dumper_proto_rawDesc), len(file_labelbackup_plugin_v1_dumper_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
