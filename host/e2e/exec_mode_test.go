@@ -154,6 +154,16 @@ func TestPostgresExecModeZeroConfig(t *testing.T) {
 	if got := zero.Psql(t, "restored", fingerprintSQL); got != want {
 		t.Errorf("restored data differs:\n got  %s\n want %s", got, want)
 	}
+	// label-backup restore with no --conn: the container's own labels
+	// apply, so pg_restore runs inside it with its own credentials.
+	zero.CreateDatabase(t, "viacli")
+	key, _ := filepath.Rel(backups, file)
+	if out, code := runCLI(t, backups, "restore", "--database", "viacli", key); code != 0 {
+		t.Fatalf("label-backup restore into the exec-mode container: exit %d\n%s", code, out)
+	}
+	if got := zero.Psql(t, "viacli", fingerprintSQL); got != want {
+		t.Errorf("data restored by label-backup restore differs:\n got  %s\n want %s", got, want)
+	}
 
 	// The other two dumps hold their table.
 	for _, c := range []struct {

@@ -17,6 +17,7 @@ import (
 	"github.com/labelbackup/label-backup/host/internal/config"
 	"github.com/labelbackup/label-backup/host/internal/discovery"
 	"github.com/labelbackup/label-backup/host/internal/encrypt"
+	"github.com/labelbackup/label-backup/host/internal/execsvc"
 	"github.com/labelbackup/label-backup/host/internal/labels"
 	"github.com/labelbackup/label-backup/host/internal/pipeline"
 	"github.com/labelbackup/label-backup/host/internal/pluginmgr"
@@ -97,6 +98,11 @@ func cmdRestore(ctx context.Context, cfg config.Config, logger hclog.Logger, arg
 		target.Container = sdk.ContainerRef{ID: id, Name: name}
 		if target.Database == "" {
 			target.Database = spec.Database
+		}
+		// The container's own settings: exec mode, ${VAR} references and
+		// credentials from its environment apply to restores too.
+		if ctx, err = execsvc.Prepare(ctx, spec, &target); err != nil {
+			return fail(fmt.Errorf("preparing the restore target: %w", err))
 		}
 	}
 	if err := runner.Restore(ctx, loc, pipeline.RestoreRequest{Target: target, Decrypt: decrypt, Progress: progressOut()}); err != nil {
