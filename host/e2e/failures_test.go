@@ -92,7 +92,10 @@ func TestNoOrphansWhenAgentKilled(t *testing.T) {
 	itest.WaitFor(t, 30*time.Second, "a backup in progress with its plugin processes", func() bool {
 		var v jobsView
 		agent.GetJSON(t, "/jobs", &v)
-		busy := len(v.Jobs) == 1 && v.Jobs[0].ContainerName == stalled && v.Jobs[0].Busy
+		busy := false
+		for _, j := range v.Jobs {
+			busy = busy || (j.ContainerName == stalled && j.Busy)
+		}
 		children = childrenOf(agent.PID())
 		return busy && len(children) >= 2
 	})
