@@ -1,12 +1,7 @@
 package itest
 
 import (
-	"fmt"
-	"os"
-	"path/filepath"
-	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -21,70 +16,34 @@ import (
 // on its command line.
 func StartPostgresEnv(t testing.TB, opts PostgresOptions, env map[string]string) *Postgres {
 	t.Helper()
-	RequireDocker(t)
-	pg := lookupUser(t, "postgres")
+	opts.Env = env
+	return StartPostgres(t, opts)
+}
 
-	p := &Postgres{Name: opts.Name, Port: opts.Port, Password: opts.Password}
-	if p.Name == "" {
-		p.Name = "lbit-pg-" + randomHex(4)
+// containerEnv turns env (over defaults, when env is set at all) into
+// "-e NAME" arguments and the NAME=value list docker itself gets, so values
+// never appear in a command line.
+func containerEnv(env, defaults map[string]string) (args, dockerEnv []string) {
+	if env == nil {
+		return nil, nil
 	}
-	if p.Port == 0 {
-		p.Port = FreePort(t)
+	vars := map[string]string{}
+	for k, v := range defaults {
+		vars[k] = v
 	}
-	removeStale(t, p.Name)
-	p.DataDir = dataDir(t, pg)
-
-	initdb := []string{"initdb", "-D", "/data/pg", "-U", "postgres", "-E", "UTF8", "--no-locale", "--no-sync"}
-	if p.Password != "" {
-		pwfile := filepath.Join(p.DataDir, "pwfile")
-		if err := os.WriteFile(pwfile, []byte(p.Password+"\n"), 0o600); err != nil {
-			t.Fatalf("itest: %v", err)
-		}
-		if err := os.Chown(pwfile, pg.uid, pg.gid); err != nil {
-			t.Fatalf("itest: %v", err)
-		}
-		defer os.Remove(pwfile)
-		initdb = append(initdb, "--auth-local=trust", "--auth-host=scram-sha-256", "--pwfile=/data/pwfile")
-	} else {
-		initdb = append(initdb, "--auth=trust")
-	}
-	run := []string{"run", "--network", "host", "--user", pg.String(),
-		"-v", "/usr:/usr:ro", "-v", p.DataDir + ":/data"}
-	Docker(t, slices.Concat(run, []string{"--rm", "--label", LabelKey + "=1", Image}, initdb)...)
-
-	vars := map[string]string{"PGPORT": strconv.Itoa(p.Port)}
 	for k, v := range env {
 		vars[k] = v
 	}
 	names := make([]string, 0, len(vars))
-	dockerEnv := make([]string, 0, len(vars))
-	for k, v := range vars {
+	for k := range vars {
 		names = append(names, k)
-		dockerEnv = append(dockerEnv, k+"="+v)
 	}
 	sort.Strings(names)
-	var envArgs []string
 	for _, k := range names {
-		envArgs = append(envArgs, "-e", k) // by name: the value comes from docker's environment
+		args = append(args, "-e", k)
+		dockerEnv = append(dockerEnv, k+"="+vars[k])
 	}
-
-	args := slices.Concat(run,
-		[]string{"-d", "--name", p.Name,
-			"--tmpfs", fmt.Sprintf("/run/postgresql:uid=%d,gid=%d,mode=0755", pg.uid, pg.gid)},
-		envArgs,
-		labelArgs(t, opts.Labels),
-		[]string{Image, "postgres", "-D", "/data/pg", "-p", strconv.Itoa(p.Port),
-			"-c", "listen_addresses=127.0.0.1",
-			"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"})
-	id, err := docker(nil, dockerEnv, args...)
-	if err != nil {
-		t.Fatalf("itest: starting postgres: %v", err)
-	}
-	p.ID = strings.TrimSpace(id)
-	removeOnCleanup(t, p.ID)
-
-	waitReady(t, p.Name, pgReadyTimeout, "pg_isready", "-q", "-h", "127.0.0.1", "-p", strconv.Itoa(p.Port))
-	return p
+	return args, dockerEnv
 }
 
 // WriteFile writes content to path inside the container (as the server's

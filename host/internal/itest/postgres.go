@@ -25,6 +25,11 @@ type PostgresOptions struct {
 	// this password for user postgres. Empty means trust authentication.
 	// The Unix socket inside the container always trusts.
 	Password string
+	// Env, when set, is put on the server's container (docker run -e), the
+	// way the official image is configured (POSTGRES_USER, ...); PGPORT
+	// defaults to the server's port. Values reach docker by name only,
+	// never on its command line.
+	Env map[string]string
 }
 
 // Postgres is a running PostgreSQL server in a container.
@@ -80,15 +85,17 @@ func StartPostgres(t testing.TB, opts PostgresOptions) *Postgres {
 		"-v", "/usr:/usr:ro", "-v", p.DataDir + ":/data"}
 	Docker(t, slices.Concat(run, []string{"--rm", "--label", LabelKey + "=1", Image}, initdb)...)
 
+	envArgs, dockerEnv := containerEnv(opts.Env, map[string]string{"PGPORT": strconv.Itoa(p.Port)})
 	args := slices.Concat(run,
 		[]string{"-d", "--name", p.Name,
 			"--tmpfs", fmt.Sprintf("/run/postgresql:uid=%d,gid=%d,mode=0755", pg.uid, pg.gid)},
+		envArgs,
 		labelArgs(t, opts.Labels),
 		[]string{Image, "postgres", "-D", "/data/pg", "-p", strconv.Itoa(p.Port),
 			"-c", "listen_addresses=127.0.0.1",
 			// Test data is disposable: skip the fsyncs.
 			"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"})
-	id, err := docker(nil, nil, args...)
+	id, err := docker(nil, dockerEnv, args...)
 	if err != nil {
 		t.Fatalf("itest: starting postgres: %v", err)
 	}
