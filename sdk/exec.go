@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/labelbackup/label-backup/sdk/internal/gen/labelbackup/plugin/v1"
+	"github.com/labelbackup/label-backup/sdk/internal/toolout"
 )
 
 // Command is one run of a program through an [Executor].
@@ -232,7 +233,7 @@ func (s *execServer) Exec(stream pb.ExecService_ExecServer) error {
 	if limit <= 0 {
 		limit = 16 << 10
 	}
-	stderr := newBoundedBuffer(limit)
+	stderr := toolout.NewBounded(limit)
 	code, err := s.h.Exec(ctx, ExecSpec{
 		ContainerID: s.containerID,
 		Argv:        slices.Clone(start.GetArgv()),
@@ -312,7 +313,7 @@ func (e *remoteExecutor) Run(ctx context.Context, cmd Command) (ExecResult, erro
 	if len(cmd.Argv) == 0 || cmd.Argv[0] == "" {
 		return ExecResult{}, fmt.Errorf("exec: empty argv: %w", ErrInvalidArgument)
 	}
-	tool := baseName(cmd.Argv[0])
+	tool := toolout.BaseName(cmd.Argv[0])
 	client, err := e.dial()
 	if err != nil {
 		return ExecResult{}, fmt.Errorf("starting %s: connecting to the host's exec service: %w", tool, err)
@@ -392,7 +393,7 @@ func (e *remoteExecutor) Run(ctx context.Context, cmd Command) (ExecResult, erro
 	cancel() // stops the command when we leave early; a no-op after its exit
 	<-stdinDone
 	if exit != nil {
-		res.Stderr = scrubSecrets(exit.GetStderr(), cmd.Secrets)
+		res.Stderr = toolout.Scrub(exit.GetStderr(), cmd.Secrets)
 	}
 
 	if ctx.Err() != nil && exit == nil {
@@ -423,65 +424,4 @@ func (e *remoteExecutor) Run(ctx context.Context, cmd Command) (ExecResult, erro
 		return res, fmt.Errorf("%s wrote no output: %w", tool, ErrEmptyDump)
 	}
 	return res, nil
-}
-
-func baseName(p string) string {
-	if i := strings.LastIndexByte(p, '/'); i >= 0 {
-		return p[i+1:]
-	}
-	return p
-}
-
-// scrubSecrets replaces every secret in s with "***", longest first.
-func scrubSecrets(s string, secrets []string) string {
-	secrets = slices.Clone(secrets)
-	slices.SortStableFunc(secrets, func(a, b string) int { return len(b) - len(a) })
-	for _, sec := range secrets {
-		if len(sec) >= 3 {
-			s = strings.ReplaceAll(s, sec, "***")
-		}
-	}
-	return s
-}
-
-// boundedBuffer keeps the first and last limit/2 bytes written to it. It
-// is safe for concurrent use.
-type boundedBuffer struct {
-	mu      sync.Mutex
-	half    int
-	head    []byte
-	tail    []byte
-	dropped int64
-}
-
-func newBoundedBuffer(limit int) *boundedBuffer {
-	return &boundedBuffer{half: limit / 2}
-}
-
-func (b *boundedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	n := len(p)
-	if room := b.half - len(b.head); room > 0 {
-		k := min(room, len(p))
-		b.head = append(b.head, p[:k]...)
-		p = p[k:]
-	}
-	if len(p) > 0 {
-		b.tail = append(b.tail, p...)
-		if over := len(b.tail) - b.half; over > 0 {
-			b.dropped += int64(over)
-			b.tail = append(b.tail[:0], b.tail[over:]...)
-		}
-	}
-	return n, nil
-}
-
-func (b *boundedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.dropped == 0 {
-		return string(b.head) + string(b.tail)
-	}
-	return fmt.Sprintf("%s\n[... %d bytes of stderr omitted ...]\n%s", b.head, b.dropped, b.tail)
 }

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/labelbackup/label-backup/sdk/internal/gen/labelbackup/plugin/v1"
+	"github.com/labelbackup/label-backup/sdk/internal/toolout"
 )
 
 // fakeHost is a host-side ExecHandler that behaves like a tiny container.
@@ -32,7 +33,7 @@ func (h *fakeHost) Exec(ctx context.Context, spec ExecSpec, stdin io.Reader, std
 	h.mu.Lock()
 	h.specs = append(h.specs, spec)
 	h.mu.Unlock()
-	switch baseName(spec.Argv[0]) {
+	switch toolout.BaseName(spec.Argv[0]) {
 	case "cat":
 		if stdin == nil {
 			return 1, nil

@@ -12,12 +12,12 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/labelbackup/label-backup/sdk"
+	"github.com/labelbackup/label-backup/sdk/internal/toolout"
 )
 
 // Command describes one run of an external tool.
@@ -87,7 +87,7 @@ func RunWith(ctx context.Context, ex sdk.Executor, cmd Command) (Result, error) 
 // when writing to Stdout fails (the tool is then killed). When ctx is done
 // the tool's whole process group gets SIGTERM, then SIGKILL after KillGrace.
 func Run(ctx context.Context, cmd Command) (Result, error) {
-	tool := baseName(cmd.Path)
+	tool := toolout.BaseName(cmd.Path)
 	limit := cmd.StderrLimit
 	if limit <= 0 {
 		limit = 16 << 10
@@ -100,7 +100,7 @@ func Run(ctx context.Context, cmd Command) (Result, error) {
 	c := exec.Command(cmd.Path, cmd.Args...)
 	c.Env = append(baseEnv(), cmd.Env...)
 	c.Stdin = cmd.Stdin
-	stderr := newBoundedBuffer(limit)
+	stderr := toolout.NewBounded(limit)
 	c.Stderr = stderr
 	out := &countingWriter{w: cmd.Stdout, failed: make(chan struct{})}
 	if cmd.Stdout == nil {
@@ -140,7 +140,7 @@ func Run(ctx context.Context, cmd Command) (Result, error) {
 	waitErr := c.Wait()
 	close(done)
 
-	res := Result{StdoutBytes: out.n, Stderr: scrub(stderr.String(), cmd.Secrets)}
+	res := Result{StdoutBytes: out.n, Stderr: toolout.Scrub(stderr.String(), cmd.Secrets)}
 	select {
 	case <-killed:
 		return res, fmt.Errorf("%s cancelled: %w", tool, ctx.Err())
@@ -191,26 +191,6 @@ func envOr(k, def string) string {
 	return def
 }
 
-func baseName(p string) string {
-	if i := strings.LastIndexByte(p, '/'); i >= 0 {
-		return p[i+1:]
-	}
-	return p
-}
-
-// scrub replaces every secret in s with "***". Longer secrets go first, so
-// a secret that contains another is not left half-scrubbed.
-func scrub(s string, secrets []string) string {
-	secrets = slices.Clone(secrets)
-	slices.SortStableFunc(secrets, func(a, b string) int { return len(b) - len(a) })
-	for _, sec := range secrets {
-		if len(sec) >= 3 {
-			s = strings.ReplaceAll(s, sec, "***")
-		}
-	}
-	return s
-}
-
 // countingWriter counts bytes and remembers the first write error, so Run
 // can tell "tool failed" from "our side stopped reading".
 type countingWriter struct {
@@ -231,40 +211,4 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 		close(c.failed)
 	}
 	return n, err
-}
-
-// boundedBuffer keeps the first and last limit/2 bytes written to it.
-type boundedBuffer struct {
-	half    int
-	head    []byte
-	tail    []byte
-	dropped int64
-}
-
-func newBoundedBuffer(limit int) *boundedBuffer {
-	return &boundedBuffer{half: limit / 2}
-}
-
-func (b *boundedBuffer) Write(p []byte) (int, error) {
-	n := len(p)
-	if room := b.half - len(b.head); room > 0 {
-		k := min(room, len(p))
-		b.head = append(b.head, p[:k]...)
-		p = p[k:]
-	}
-	if len(p) > 0 {
-		b.tail = append(b.tail, p...)
-		if over := len(b.tail) - b.half; over > 0 {
-			b.dropped += int64(over)
-			b.tail = append(b.tail[:0], b.tail[over:]...)
-		}
-	}
-	return n, nil
-}
-
-func (b *boundedBuffer) String() string {
-	if b.dropped == 0 {
-		return string(b.head) + string(b.tail)
-	}
-	return fmt.Sprintf("%s\n[... %d bytes of stderr omitted ...]\n%s", b.head, b.dropped, b.tail)
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/labelbackup/label-backup/sdk"
+	"github.com/labelbackup/label-backup/sdk/internal/toolout"
 )
 
 // The tests here run real processes: small /bin/sh scripts stand in for
@@ -362,7 +363,7 @@ func TestBoundedBuffer(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			b := newBoundedBuffer(tc.limit)
+			b := toolout.NewBounded(tc.limit)
 			off := 0
 			for _, n := range tc.writes {
 				k, err := b.Write(data[off : off+n])
@@ -628,7 +629,7 @@ func TestBaseName(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.in, func(t *testing.T) {
-			if got := baseName(tc.in); got != tc.want {
+			if got := toolout.BaseName(tc.in); got != tc.want {
 				t.Errorf("baseName(%q) = %q, want %q", tc.in, got, tc.want)
 			}
 		})
