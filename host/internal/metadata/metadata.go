@@ -4,8 +4,11 @@
 package metadata
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"time"
 )
 
@@ -68,4 +71,36 @@ func Unmarshal(b []byte) (Metadata, error) {
 		return Metadata{}, fmt.Errorf("decoding metadata: %w", err)
 	}
 	return m, nil
+}
+
+// Getter reads one stored object (a sink's Get).
+type Getter interface {
+	Get(ctx context.Context, key string, w io.Writer) error
+}
+
+// MaxSize bounds a metadata file: far more than any this agent writes, so
+// a huge object under a metadata name is refused instead of read into
+// memory.
+const MaxSize = 1 << 20
+
+// Fetch reads the metadata file stored under key.
+func Fetch(ctx context.Context, g Getter, key string) ([]byte, error) {
+	w := &limitedBuffer{left: MaxSize}
+	if err := g.Get(ctx, key, w); err != nil {
+		return nil, err
+	}
+	return w.buf.Bytes(), nil
+}
+
+type limitedBuffer struct {
+	buf  bytes.Buffer
+	left int
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if len(p) > l.left {
+		return 0, fmt.Errorf("metadata file larger than %d bytes", MaxSize)
+	}
+	l.left -= len(p)
+	return l.buf.Write(p)
 }

@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -443,20 +442,6 @@ func (r *Runner) ReadMetadata(ctx context.Context, key string) ([]byte, error) {
 		}
 	}
 	return nil, sdk.ErrNotFound
-}
-
-// limitWriter refuses more than left bytes.
-type limitWriter struct {
-	w    io.Writer
-	left int
-}
-
-func (l *limitWriter) Write(p []byte) (int, error) {
-	if len(p) > l.left {
-		return 0, errors.New("file larger than any metadata file")
-	}
-	l.left -= len(p)
-	return l.w.Write(p)
 }
 
 // CheckStorage starts the sink of a destination and asks whether it is

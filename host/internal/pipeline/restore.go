@@ -193,11 +193,11 @@ func (r *Runner) List(ctx context.Context, dest, prefix string) ([]Located, erro
 			if _, ok := objname.Parse(key); !ok {
 				continue
 			}
-			raw := &bytesBuffer{}
-			if err := sink.Get(ctx, o.Key, &limitWriter{w: raw, left: 1 << 20}); err != nil {
+			raw, err := metadata.Fetch(ctx, sink, o.Key)
+			if err != nil {
 				continue // the backup may be mid-deletion
 			}
-			m, err := metadata.Unmarshal(raw.b)
+			m, err := metadata.Unmarshal(raw)
 			if err != nil {
 				continue
 			}
@@ -226,17 +226,12 @@ func (r *Runner) readMetadataFrom(ctx context.Context, dest, key string) ([]byte
 		return nil, err
 	}
 	defer sink.Close()
-	raw := &bytesBuffer{}
-	err = sink.Get(ctx, key+objname.MetadataSuffix, &limitWriter{w: raw, left: 1 << 20})
+	raw, err := metadata.Fetch(ctx, sink, key+objname.MetadataSuffix)
 	if err != nil {
 		return nil, sink.Explain(err)
 	}
-	return raw.b, nil
+	return raw, nil
 }
-
-type bytesBuffer struct{ b []byte }
-
-func (b *bytesBuffer) Write(p []byte) (int, error) { b.b = append(b.b, p...); return len(p), nil }
 
 // counter counts bytes into a hash and reports progress every 64 MiB.
 type counter struct {

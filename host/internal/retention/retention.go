@@ -12,7 +12,6 @@
 package retention
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -191,23 +190,9 @@ func listAll(ctx context.Context, s Store, prefix string) ([]sdk.ObjectInfo, err
 }
 
 func readMetadata(ctx context.Context, s Store, key string) (metadata.Metadata, error) {
-	var buf bytes.Buffer
-	if err := s.Get(ctx, key, &limitedBuffer{buf: &buf, left: 1 << 20}); err != nil {
+	raw, err := metadata.Fetch(ctx, s, key)
+	if err != nil {
 		return metadata.Metadata{}, err
 	}
-	return metadata.Unmarshal(buf.Bytes())
-}
-
-// limitedBuffer refuses metadata files larger than any we write.
-type limitedBuffer struct {
-	buf  *bytes.Buffer
-	left int
-}
-
-func (l *limitedBuffer) Write(p []byte) (int, error) {
-	if len(p) > l.left {
-		return 0, errors.New("metadata file too large")
-	}
-	l.left -= len(p)
-	return l.buf.Write(p)
+	return metadata.Unmarshal(raw)
 }
