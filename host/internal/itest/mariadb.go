@@ -24,6 +24,10 @@ type MariaDBOptions struct {
 	// through the Unix socket inside the container (the server runs with
 	// --skip-name-resolve, so root@localhost does not match TCP clients).
 	User, Password string
+	// Env, when set, is put on the server's container (docker run -e), the
+	// way the official images are configured (MARIADB_USER, ...). Values
+	// reach docker by name only, never on its command line.
+	Env map[string]string
 }
 
 // MariaDB is a running MariaDB server in a container.
@@ -72,16 +76,18 @@ func StartMariaDB(t testing.TB, opts MariaDBOptions) *MariaDB {
 		"mariadb-install-db", "--no-defaults", "--datadir=/data/db",
 		"--auth-root-authentication-method=normal", "--skip-test-db"})...)
 
+	envArgs, dockerEnv := containerEnv(opts.Env, nil)
 	args := slices.Concat(run,
 		[]string{"-d", "--name", m.Name,
 			"--tmpfs", fmt.Sprintf("/run/mysqld:uid=%d,gid=%d,mode=0755", my.uid, my.gid)},
+		envArgs,
 		labelArgs(t, opts.Labels),
 		[]string{Image, "mariadbd", "--no-defaults", "--datadir=/data/db",
 			"--port=" + strconv.Itoa(m.Port), "--bind-address=127.0.0.1",
 			"--socket=" + mariaSocket, "--skip-name-resolve",
 			// Test data is disposable: skip the fsyncs.
 			"--innodb-flush-log-at-trx-commit=0", "--innodb-doublewrite=0", "--skip-log-bin"})
-	id, err := docker(nil, nil, args...)
+	id, err := docker(nil, dockerEnv, args...)
 	if err != nil {
 		t.Fatalf("itest: starting mariadb: %v", err)
 	}
