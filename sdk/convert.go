@@ -64,21 +64,23 @@ func infoFromProto(p *pb.DescribeResponse) Info {
 
 func targetToProto(t Target) *pb.Target {
 	return &pb.Target{
-		Connection:   t.Connection,
-		Database:     t.Database,
-		Options:      t.Options,
-		Container:    &pb.ContainerRef{Id: t.Container.ID, Name: t.Container.Name},
-		ContainerEnv: t.ContainerEnv,
+		Connection:       t.Connection,
+		Database:         t.Database,
+		Options:          t.Options,
+		Container:        &pb.ContainerRef{Id: t.Container.ID, Name: t.Container.Name},
+		ContainerEnv:     t.ContainerEnv,
+		ContainerCommand: t.ContainerCommand,
 	}
 }
 
 func targetFromProto(p *pb.Target) Target {
 	return Target{
-		Connection:   p.GetConnection(),
-		Database:     p.GetDatabase(),
-		Options:      p.GetOptions(),
-		Container:    ContainerRef{ID: p.GetContainer().GetId(), Name: p.GetContainer().GetName()},
-		ContainerEnv: p.GetContainerEnv(),
+		Connection:       p.GetConnection(),
+		Database:         p.GetDatabase(),
+		Options:          p.GetOptions(),
+		Container:        ContainerRef{ID: p.GetContainer().GetId(), Name: p.GetContainer().GetName()},
+		ContainerEnv:     p.GetContainerEnv(),
+		ContainerCommand: p.GetContainerCommand(),
 	}
 }
 

@@ -77,6 +77,10 @@ type Target struct {
 	// the connection from it, as the official images define it
 	// (POSTGRES_PASSWORD, MYSQL_ROOT_PASSWORD, ...).
 	ContainerEnv map[string]string
+	// ContainerCommand is the container's entrypoint followed by its
+	// command (secret: servers are often given passwords there, such as
+	// redis-server --requirepass), filled in with ContainerEnv.
+	ContainerCommand []string
 }
 
 // Target.Options keys the host sets.

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/labelbackup/label-backup/sdk"
+	"github.com/labelbackup/label-backup/sdk/containerenv"
 	"github.com/labelbackup/label-backup/sdk/toolexec"
 )
 
@@ -141,9 +142,12 @@ func deriveConn(ctx context.Context, t sdk.Target, ex sdk.Executor) (*connInfo, 
 	env := t.ContainerEnv
 	get := func(suffix string) (string, bool, error) {
 		for _, prefix := range []string{"MARIADB_", "MYSQL_"} {
-			v, ok, err := envOrFile(ctx, env, ex, prefix+suffix)
-			if ok || err != nil {
-				return v, ok, err
+			v, ok, err := containerenv.Lookup(ctx, env, prefix+suffix)
+			if err != nil {
+				return "", false, fmt.Errorf("mysql: %w", err)
+			}
+			if ok {
+				return v, true, nil
 			}
 		}
 		return "", false, nil
@@ -205,27 +209,4 @@ func deriveConn(ctx context.Context, t sdk.Target, ex sdk.Executor) (*connInfo, 
 		ci.port = n
 	}
 	return ci, nil
-}
-
-// envOrFile reads NAME, or the file NAME_FILE names (inside the container,
-// so only in exec mode). ok reports whether either is set.
-func envOrFile(ctx context.Context, env map[string]string, ex sdk.Executor, name string) (string, bool, error) {
-	v, hasV := env[name]
-	file, hasFile := env[name+"_FILE"]
-	switch {
-	case hasV && hasFile:
-		return "", false, fmt.Errorf("mysql: the container sets both %s and %s_FILE: %w", name, name, sdk.ErrInvalidArgument)
-	case hasV:
-		return v, true, nil
-	case !hasFile:
-		return "", false, nil
-	case ex == nil:
-		return "", false, fmt.Errorf("mysql: the container sets %s_FILE, a file only readable inside the container: "+
-			"use backup.mode=exec or set backup.conn: %w", name, sdk.ErrInvalidArgument)
-	}
-	out := &cappedBuffer{limit: 64 << 10}
-	if _, err := toolexec.RunWith(ctx, ex, toolexec.Command{Path: "cat", Args: []string{"--", file}, Stdout: out}); err != nil {
-		return "", false, fmt.Errorf("mysql: reading %s_FILE in the container: %w", name, err)
-	}
-	return strings.TrimRight(out.String(), "\r\n"), true, nil
 }

@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/labelbackup/label-backup/sdk"
-	"github.com/labelbackup/label-backup/sdk/toolexec"
+	"github.com/labelbackup/label-backup/sdk/containerenv"
 )
 
 // socketDir is where libpq and the official images keep the server's Unix
@@ -65,15 +65,15 @@ func (p *Plugin) toolFor(ex sdk.Executor, name string) string {
 // container at (Options["host"]) on PGPORT or 5432.
 func deriveConn(ctx context.Context, t sdk.Target, ex sdk.Executor) (string, error) {
 	env := t.ContainerEnv
-	user, err := envOrFile(ctx, env, ex, "POSTGRES_USER")
+	user, err := envOrFile(ctx, env, "POSTGRES_USER")
 	if err != nil {
 		return "", err
 	}
-	password, err := envOrFile(ctx, env, ex, "POSTGRES_PASSWORD")
+	password, err := envOrFile(ctx, env, "POSTGRES_PASSWORD")
 	if err != nil {
 		return "", err
 	}
-	db, err := envOrFile(ctx, env, ex, "POSTGRES_DB")
+	db, err := envOrFile(ctx, env, "POSTGRES_DB")
 	if err != nil {
 		return "", err
 	}
@@ -118,39 +118,12 @@ func deriveConn(ctx context.Context, t sdk.Target, ex sdk.Executor) (string, err
 	return u.String(), nil
 }
 
-// envOrFile reads NAME, or the file NAME_FILE names (inside the container,
-// so only in exec mode), like the official image's entrypoint.
-func envOrFile(ctx context.Context, env map[string]string, ex sdk.Executor, name string) (string, error) {
-	v, hasV := env[name]
-	file, hasFile := env[name+"_FILE"]
-	switch {
-	case hasV && hasFile:
-		return "", fmt.Errorf("postgres: the container sets both %s and %s_FILE: %w", name, name, sdk.ErrInvalidArgument)
-	case hasV:
-		return v, nil
-	case !hasFile:
-		return "", nil
-	case ex == nil:
-		return "", fmt.Errorf("postgres: the container sets %s_FILE, a file only readable inside the container: "+
-			"use backup.mode=exec or set backup.conn: %w", name, sdk.ErrInvalidArgument)
-	}
-	var out strings.Builder
-	_, err := toolexec.RunWith(ctx, ex, toolexec.Command{Path: "cat", Args: []string{"--", file}, Stdout: &limitedBuilder{b: &out, limit: 64 << 10}})
+// envOrFile reads NAME, or the file NAME_FILE names inside the container,
+// like the official image's entrypoint.
+func envOrFile(ctx context.Context, env map[string]string, name string) (string, error) {
+	v, _, err := containerenv.Lookup(ctx, env, name)
 	if err != nil {
-		return "", fmt.Errorf("postgres: reading %s_FILE in the container: %w", name, err)
+		return "", fmt.Errorf("postgres: %w", err)
 	}
-	return strings.TrimRight(out.String(), "\r\n"), nil
-}
-
-// limitedBuilder keeps at most limit bytes.
-type limitedBuilder struct {
-	b     *strings.Builder
-	limit int
-}
-
-func (l *limitedBuilder) Write(p []byte) (int, error) {
-	if room := l.limit - l.b.Len(); room > 0 {
-		l.b.Write(p[:min(room, len(p))])
-	}
-	return len(p), nil
+	return v, nil
 }

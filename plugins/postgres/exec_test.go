@@ -95,6 +95,23 @@ func TestExecModeZeroConfigDump(t *testing.T) {
 	}
 }
 
+// In network mode the host still offers its executor when the connection
+// is derived, so that secret files inside the container can be read; the
+// dump tools stay local and connect to the container's address.
+func TestNetworkModePasswordFile(t *testing.T) {
+	fc := &fakeContainer{files: map[string]string{"/run/secrets/pg": "file-pw\n"}}
+	ctx := sdk.WithExecutor(context.Background(), fc)
+	target := sdk.Target{Options: map[string]string{"host": "10.0.0.2"},
+		ContainerEnv: map[string]string{"POSTGRES_PASSWORD_FILE": "/run/secrets/pg", "POSTGRES_USER": "app"}}
+	ci, ex, err := New().prepare(ctx, target)
+	if err != nil || ex != nil {
+		t.Fatalf("ex %v err %v", ex, err)
+	}
+	if ci.password != "file-pw" || ci.hosts[0] != "10.0.0.2:5432" || ci.database != "app" {
+		t.Fatalf("derived %+v", ci)
+	}
+}
+
 func TestExecModePasswordFile(t *testing.T) {
 	fc := &fakeContainer{files: map[string]string{"/run/secrets/pg": "from-file-pw\n"}}
 	ctx := sdk.WithExecutor(context.Background(), fc)
@@ -130,8 +147,8 @@ func TestDerivedConnectionErrors(t *testing.T) {
 			[]string{"POSTGRES_PASSWORD", "POSTGRES_PASSWORD_FILE", "backup.conn"}},
 		{"both forms", withEx, execTarget(map[string]string{"POSTGRES_PASSWORD": "a", "POSTGRES_PASSWORD_FILE": "/f"}), sdk.ErrInvalidArgument,
 			[]string{"both POSTGRES_PASSWORD and POSTGRES_PASSWORD_FILE"}},
-		{"file in network mode", context.Background(), sdk.Target{Options: map[string]string{"host": "10.0.0.2"},
-			ContainerEnv: map[string]string{"POSTGRES_PASSWORD_FILE": "/f"}}, sdk.ErrInvalidArgument, []string{"backup.mode=exec"}},
+		{"file without an executor", context.Background(), sdk.Target{Options: map[string]string{"host": "10.0.0.2"},
+			ContainerEnv: map[string]string{"POSTGRES_PASSWORD_FILE": "/f"}}, sdk.ErrUnsupported, []string{"POSTGRES_PASSWORD_FILE", "no exec service"}},
 		{"network mode without an address", context.Background(), sdk.Target{ContainerEnv: map[string]string{"POSTGRES_PASSWORD": "x"}},
 			sdk.ErrInvalidArgument, []string{"container's address"}},
 		{"exec mode without an executor", context.Background(), execTarget(map[string]string{"POSTGRES_PASSWORD": "x"}),

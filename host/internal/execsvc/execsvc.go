@@ -273,15 +273,24 @@ func Prepare(ctx context.Context, spec labels.Spec, target *sdk.Target) (context
 		target.Connection = conn
 	} else {
 		target.ContainerEnv = env
+		if ins.Config != nil {
+			target.ContainerCommand = append(slices.Clone([]string(ins.Config.Entrypoint)), ins.Config.Cmd...)
+		}
 		if spec.Mode != labels.ModeExec {
 			if h := containerHost(ins); h != "" {
 				opts["host"] = h
 			}
 		}
 	}
+	// A derived connection may name secret files (POSTGRES_PASSWORD_FILE,
+	// ...) that only exist inside the container: the plugin reads them
+	// through the executor, which is why it is offered in network mode
+	// too. Options["mode"] alone says where the dump tools run.
+	if spec.Mode == labels.ModeExec || target.Connection == "" {
+		ctx = sdk.WithExecHandler(ctx, New(cli, target.Container.ID))
+	}
 	if spec.Mode == labels.ModeExec {
 		opts[sdk.OptionMode] = sdk.ModeExec
-		ctx = sdk.WithExecHandler(ctx, New(cli, target.Container.ID))
 	}
 	target.Options = opts
 	return ctx, nil

@@ -35,9 +35,14 @@ type Target struct {
 	// Container_env is the container's environment as Docker reports it
 	// (secret: it may hold passwords). The host fills it in only when the
 	// plugin has to derive the connection from it.
-	ContainerEnv  map[string]string `protobuf:"bytes,5,rep,name=container_env,json=containerEnv,proto3" json:"container_env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ContainerEnv map[string]string `protobuf:"bytes,5,rep,name=container_env,json=containerEnv,proto3" json:"container_env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Container_command is the container's entrypoint followed by its
+	// command, as Docker reports them (secret: servers are often given
+	// passwords there, e.g. redis-server --requirepass). Filled in, like
+	// container_env, only when the connection is to be derived.
+	ContainerCommand []string `protobuf:"bytes,6,rep,name=container_command,json=containerCommand,proto3" json:"container_command,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Target) Reset() {
@@ -101,6 +106,13 @@ func (x *Target) GetContainer() *ContainerRef {
 func (x *Target) GetContainerEnv() map[string]string {
 	if x != nil {
 		return x.ContainerEnv
+	}
+	return nil
+}
+
+func (x *Target) GetContainerCommand() []string {
+	if x != nil {
+		return x.ContainerCommand
 	}
 	return nil
 }
@@ -806,7 +818,7 @@ var File_labelbackup_plugin_v1_dumper_proto protoreflect.FileDescriptor
 
 const file_labelbackup_plugin_v1_dumper_proto_rawDesc = "" +
 	"\n" +
-	"\"labelbackup/plugin/v1/dumper.proto\x12\x15labelbackup.plugin.v1\"\xa0\x03\n" +
+	"\"labelbackup/plugin/v1/dumper.proto\x12\x15labelbackup.plugin.v1\"\xcd\x03\n" +
 	"\x06Target\x12\x1e\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\tR\n" +
@@ -814,7 +826,8 @@ const file_labelbackup_plugin_v1_dumper_proto_rawDesc = "" +
 	"\bdatabase\x18\x02 \x01(\tR\bdatabase\x12D\n" +
 	"\aoptions\x18\x03 \x03(\v2*.labelbackup.plugin.v1.Target.OptionsEntryR\aoptions\x12A\n" +
 	"\tcontainer\x18\x04 \x01(\v2#.labelbackup.plugin.v1.ContainerRefR\tcontainer\x12T\n" +
-	"\rcontainer_env\x18\x05 \x03(\v2/.labelbackup.plugin.v1.Target.ContainerEnvEntryR\fcontainerEnv\x1a:\n" +
+	"\rcontainer_env\x18\x05 \x03(\v2/.labelbackup.plugin.v1.Target.ContainerEnvEntryR\fcontainerEnv\x12+\n" +
+	"\x11container_command\x18\x06 \x03(\tR\x10containerCommand\x1a:\n" +
 	"\fOptionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a?\n" +
