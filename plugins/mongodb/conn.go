@@ -44,6 +44,9 @@ type connInfo struct {
 	uriDatabase string
 	hosts       []string
 	secrets     []string
+	// hint is added to authentication errors: why a derived connection
+	// has no credentials.
+	hint string
 }
 
 // invalidConn reports a bad connection string without quoting any of it.
@@ -247,7 +250,11 @@ func (ci *connInfo) fail(ctx context.Context, doing string, err error) error {
 		return nil
 	}
 	msg := fmt.Sprintf("mongodb: %s: %s: %s", ci.where(), doing, ci.scrub(err.Error()))
-	if kind := classify(ctx, err); kind != nil {
+	kind := classify(ctx, err)
+	if ci.hint != "" && (errors.Is(kind, sdk.ErrUnauthenticated) || errors.Is(kind, sdk.ErrPermission)) {
+		msg += "; " + ci.hint
+	}
+	if kind != nil {
 		return &classifiedError{msg: msg, kind: kind}
 	}
 	return errors.New(msg)

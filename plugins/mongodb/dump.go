@@ -35,7 +35,7 @@ type namespacePlan struct {
 // are skipped with a warning. The dump is not a point-in-time snapshot
 // across collections (nor is mongodump's without --oplog).
 func (p *Plugin) Dump(ctx context.Context, t sdk.Target, w io.Writer) (sdk.DumpResult, error) {
-	ci, err := parseConn(t.Connection, t.Database)
+	ci, err := targetConn(ctx, t)
 	if err != nil {
 		return sdk.DumpResult{}, err
 	}

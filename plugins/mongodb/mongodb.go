@@ -95,7 +95,7 @@ func boolOption(opts map[string]string, key string) (bool, error) {
 // and listDatabases, which needs a logged-in user, to check the selected
 // database exists.
 func (p *Plugin) Validate(ctx context.Context, t sdk.Target) (sdk.ValidateResult, error) {
-	ci, err := parseConn(t.Connection, t.Database)
+	ci, err := targetConn(ctx, t)
 	if err != nil {
 		return sdk.ValidateResult{}, err
 	}

@@ -45,7 +45,7 @@ func (p *Plugin) Restore(ctx context.Context, t sdk.Target, format string, r io.
 	}
 	// The database selection of a dump (URI path) does not rename a
 	// restore: only an explicit Target.Database does.
-	ci, err := parseConn(t.Connection, t.Database)
+	ci, err := targetConn(ctx, t)
 	if err != nil {
 		return sdk.RestoreResult{}, err
 	}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"regexp"
 	"slices"
 	"sort"
@@ -277,7 +278,7 @@ func Prepare(ctx context.Context, spec labels.Spec, target *sdk.Target) (context
 			target.ContainerCommand = append(slices.Clone([]string(ins.Config.Entrypoint)), ins.Config.Cmd...)
 		}
 		if spec.Mode != labels.ModeExec {
-			if h := containerHost(ins); h != "" {
+			if h := containerHost(ins, agentNetworks(ctx, cli)); h != "" {
 				opts["host"] = h
 			}
 		}
@@ -297,25 +298,53 @@ func Prepare(ctx context.Context, spec labels.Spec, target *sdk.Target) (context
 }
 
 // containerHost is the address the agent reaches the container at: the
-// loopback for host networking, else its first network address.
-func containerHost(ins container.InspectResponse) string {
-	if ins.HostConfig != nil && ins.HostConfig.NetworkMode.IsHost() {
+// loopback for host networking, else its address on a network the agent's
+// own container shares with it (when the agent runs in a container), else
+// its first network address in name order, which a process on the Docker
+// host itself can reach.
+func containerHost(ins container.InspectResponse, agentNetworks map[string]bool) string {
+	if ins.ContainerJSONBase != nil && ins.HostConfig != nil && ins.HostConfig.NetworkMode.IsHost() {
 		return "127.0.0.1"
 	}
 	if ins.NetworkSettings == nil {
 		return ""
 	}
 	names := make([]string, 0, len(ins.NetworkSettings.Networks))
-	for n := range ins.NetworkSettings.Networks {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		if ep := ins.NetworkSettings.Networks[n]; ep != nil && ep.IPAddress != "" {
-			return ep.IPAddress
+	for n, ep := range ins.NetworkSettings.Networks {
+		if ep != nil && ep.IPAddress != "" {
+			names = append(names, n)
 		}
 	}
-	return ""
+	sort.SliceStable(names, func(i, j int) bool {
+		if a, b := agentNetworks[names[i]], agentNetworks[names[j]]; a != b {
+			return a
+		}
+		return names[i] < names[j]
+	})
+	if len(names) == 0 {
+		return ""
+	}
+	return ins.NetworkSettings.Networks[names[0]].IPAddress
+}
+
+// agentNetworks are the networks of the container the agent itself runs
+// in, found by its hostname (Docker's default hostname is the container's
+// short id); nil when the agent is not in a container or uses the host's
+// network.
+func agentNetworks(ctx context.Context, cli *client.Client) map[string]bool {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		return nil
+	}
+	self, err := cli.ContainerInspect(ctx, host)
+	if err != nil || self.NetworkSettings == nil || !strings.HasPrefix(self.ID, host) {
+		return nil
+	}
+	out := make(map[string]bool, len(self.NetworkSettings.Networks))
+	for n := range self.NetworkSettings.Networks {
+		out[n] = true
+	}
+	return out
 }
 
 // EnvMap turns Docker's "NAME=value" list into a map.

@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
+
 	"github.com/labelbackup/label-backup/sdk"
 )
 
@@ -49,5 +52,38 @@ func TestDatabaseHint(t *testing.T) {
 		if got := DatabaseHint(c.typ, c.t); got != c.want {
 			t.Errorf("DatabaseHint(%s, %+v) = %q, want %q", c.typ, c.t, got, c.want)
 		}
+	}
+}
+
+func TestContainerHost(t *testing.T) {
+	nets := func(m map[string]string) *container.NetworkSettings {
+		ns := &container.NetworkSettings{Networks: map[string]*network.EndpointSettings{}}
+		for n, ip := range m {
+			ns.Networks[n] = &network.EndpointSettings{IPAddress: ip}
+		}
+		return ns
+	}
+	cases := []struct {
+		name  string
+		ins   container.InspectResponse
+		agent map[string]bool
+		want  string
+	}{
+		{"host network", container.InspectResponse{
+			ContainerJSONBase: &container.ContainerJSONBase{HostConfig: &container.HostConfig{NetworkMode: "host"}},
+			NetworkSettings:   nets(map[string]string{"host": ""}),
+		}, nil, "127.0.0.1"},
+		{"first by name", container.InspectResponse{NetworkSettings: nets(map[string]string{"zeta": "10.0.2.5", "bridge": "172.17.0.3"})}, nil, "172.17.0.3"},
+		{"shared with the agent", container.InspectResponse{NetworkSettings: nets(map[string]string{"zeta": "10.0.2.5", "bridge": "172.17.0.3"})},
+			map[string]bool{"zeta": true}, "10.0.2.5"},
+		{"skips networks without an address", container.InspectResponse{NetworkSettings: nets(map[string]string{"a": "", "b": "10.1.1.1"})}, nil, "10.1.1.1"},
+		{"no network", container.InspectResponse{NetworkSettings: nets(nil)}, nil, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := containerHost(c.ins, c.agent); got != c.want {
+				t.Fatalf("containerHost = %q, want %q", got, c.want)
+			}
+		})
 	}
 }

@@ -78,6 +78,10 @@ type FerretDBOptions struct {
 	// created in the admin database; the server enforces SCRAM
 	// authentication (FerretDB's --test-enable-new-auth).
 	User, Password string
+	// Env, when set, is put on the container (docker run -e), e.g. the
+	// official mongo image's MONGO_INITDB_ROOT_USERNAME/PASSWORD that
+	// zero-config reads. Values reach docker by name only.
+	Env map[string]string
 }
 
 // FerretDB is a running FerretDB (SQLite backend) in a container.
@@ -128,10 +132,12 @@ func StartFerretDB(t testing.TB, opts FerretDBOptions) *FerretDB {
 		}
 	}
 
+	envArgs, dockerEnv := containerEnv(opts.Env, nil)
 	args := slices.Concat(
 		[]string{"run", "-d", "--name", f.Name, "--network", "host", "-v", "/usr:/usr:ro",
 			"-v", bin + ":/opt/ferretdb/ferretdb:ro", "-v", f.DataDir + ":/data",
 			"-e", "FERRETDB_SETUP_PASSWORD"},
+		envArgs,
 		labelArgs(t, opts.Labels),
 		[]string{Image, "/opt/ferretdb/ferretdb",
 			"--handler=sqlite", "--sqlite-url=file:/data/data/", "--state-dir=/data/state",
@@ -139,7 +145,7 @@ func StartFerretDB(t testing.TB, opts FerretDBOptions) *FerretDB {
 			fmt.Sprintf("--debug-addr=127.0.0.1:%d", debugPort),
 			"--telemetry=disable", "--log-level=warn",
 			"--test-enable-new-auth", "--setup-database=admin", "--setup-username=" + f.User})
-	id, err := docker(nil, []string{"FERRETDB_SETUP_PASSWORD=" + f.Password}, args...)
+	id, err := docker(nil, append(dockerEnv, "FERRETDB_SETUP_PASSWORD="+f.Password), args...)
 	if err != nil {
 		t.Fatalf("itest: starting ferretdb: %v", err)
 	}

@@ -42,7 +42,7 @@ var known = []struct{ key, doc string }{
 	{Enabled, `"true" or "false": master switch`},
 	{Type, "database type: postgres, mysql, mongodb, redis (or any installed dumper plugin)"},
 	{Cron, "cron expression: 5 fields, 6 with seconds, or a descriptor like @daily"},
-	{Conn, "connection string/URI of the database (secret); ${VAR} is replaced by the container's variable VAR; optional in exec mode, where postgres and mysql derive it from the container's POSTGRES_*/MYSQL_*/MARIADB_* variables"},
+	{Conn, "connection string/URI of the database (secret); ${VAR} is replaced by the container's variable VAR; when absent, the plugin derives it from the container's environment as the official images define it (POSTGRES_*, MARIADB_*/MYSQL_*, MONGO_INITDB_ROOT_*, REDIS_PASSWORD or --requirepass, also as _FILE variants) and reaches the container at its network address"},
 	{Database, "database name, overriding the one in backup.conn"},
 	{Dest, `destination: "local" (default), "remote" or "s3"`},
 	{NamePrefix, "path prefix of backup objects"},
@@ -180,17 +180,14 @@ func Decode(l map[string]string) (Spec, error) {
 		bad(Mode, `must be "network" or "exec", got %q`, l[Mode])
 	}
 
-	// In exec mode an absent backup.conn lets the plugin derive the
-	// connection from the container's environment (postgres and mysql know
-	// their official images' variables); an empty one is a mistake (an
-	// unset variable in a compose file, say), never a request for that.
+	// An absent backup.conn lets the plugin derive the connection from the
+	// container's environment (zero-config: the official images'
+	// variables); an empty one is a mistake (an unset variable in a
+	// compose file, say), never a request for that.
 	rawConn, hasConn := l[Conn]
 	s.Conn = strings.TrimSpace(rawConn)
-	switch {
-	case hasConn && s.Conn == "":
+	if hasConn && s.Conn == "" {
 		bad(Conn, "is empty: set the database's connection string, or remove the label to derive it from the container's environment")
-	case !hasConn && s.Mode != ModeExec:
-		bad(Conn, `is required: the database's connection string (or set backup.mode to "exec" to derive it from the container's environment)`)
 	}
 
 	s.Database = strings.TrimSpace(l[Database])

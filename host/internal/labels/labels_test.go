@@ -75,7 +75,6 @@ func TestDecodeInvalid(t *testing.T) {
 		{"missing cron", with(Cron, "<unset>"), Cron, "is required"},
 		{"bad cron", with(Cron, "61 * * * *"), Cron, "not a valid schedule"},
 		{"too many fields", with(Cron, "0 0 0 0 0 0 0"), Cron, "not a valid schedule"},
-		{"missing conn", with(Conn, "<unset>"), Conn, "is required"},
 		{"bad mode", with(Mode, "ssh"), Mode, `must be "network" or "exec"`},
 		{"empty conn", with(Conn, " "), Conn, "is empty"},
 		{"empty conn in exec mode", with(Mode, "exec", Conn, ""), Conn, "is empty"},
@@ -123,6 +122,8 @@ func TestDecodeModeAndOptionalConn(t *testing.T) {
 		{"mysql in exec mode", with(Type, "mariadb", Mode, "exec", Conn, "<unset>"), ModeExec},
 		{"exec mode with conn", with(Mode, "exec"), ModeExec},
 		{"explicit network", with(Mode, "network"), ModeNetwork},
+		{"network without conn", with(Conn, "<unset>"), ModeNetwork},
+		{"mongodb without conn", with(Type, "mongo", Conn, "<unset>"), ModeNetwork},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
