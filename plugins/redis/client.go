@@ -166,7 +166,9 @@ func (s *session) expectOK(args ...string) error {
 
 // scrub removes the secrets from a text that came from the server: an
 // "unknown command" reply, for one, quotes the command's arguments.
-func (s *session) scrub(msg string) string { return scrub(msg, s.ci.secrets) }
+func (s *session) scrub(msg string) string { return s.ci.scrub(msg) }
+
+func (ci *connInfo) scrub(msg string) string { return scrub(msg, ci.secrets) }
 
 func scrub(msg string, secrets []string) string {
 	for _, sec := range secrets {
@@ -179,12 +181,16 @@ func scrub(msg string, secrets []string) string {
 }
 
 // replyErr turns an error reply into a classified Go error.
-func (s *session) replyErr(cmd string, r resp.Reply) error {
-	se := &serverError{cmd: cmd, msg: s.scrub(r.Str)}
+func (s *session) replyErr(cmd string, r resp.Reply) error { return s.ci.replyErr(cmd, r.Str) }
+
+// replyErr turns the text of an error reply to cmd into a classified Go
+// error.
+func (ci *connInfo) replyErr(cmd, msg string) error {
+	se := &serverError{cmd: cmd, msg: ci.scrub(msg)}
 	if sentinel := classifyReply(cmd, se.code(), se.msg); sentinel != nil {
-		return fmt.Errorf("redis: %s: %w: %w", s.ci.where(), sentinel, se)
+		return fmt.Errorf("redis: %s: %w: %w", ci.where(), sentinel, se)
 	}
-	return fmt.Errorf("redis: %s: %w", s.ci.where(), se)
+	return fmt.Errorf("redis: %s: %w", ci.where(), se)
 }
 
 // unexpected reports a reply of the wrong type, naming only its type: its

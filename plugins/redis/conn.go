@@ -51,6 +51,13 @@ type connInfo struct {
 	// secrets are scrubbed from every text that reaches an error or a log:
 	// the decoded and the raw (encoded) password.
 	secrets []string
+
+	// inContainer: the connection is made from inside the database's
+	// container (exec mode), so host is as seen from there.
+	inContainer bool
+	// derived, when set, tells where a connection derived from the
+	// container (no backup.conn) came from.
+	derived *derivation
 }
 
 // invalidConn reports a bad connection string. The reason never contains
@@ -295,7 +302,11 @@ func (ci *connInfo) where() string {
 	if ci.tls {
 		scheme = "rediss"
 	}
-	return scheme + "://" + ci.addr()
+	w := scheme + "://" + ci.addr()
+	if ci.inContainer {
+		w += " (inside the container)"
+	}
+	return w
 }
 
 // tlsConfig builds the TLS settings of a rediss:// URI, reading the files

@@ -1,7 +1,9 @@
-// Package redis is Label Backup's Redis dumper plugin. It speaks the Redis
-// protocol itself (no redis-cli needed) and takes the snapshot the way a
-// replica, or redis-cli --rdb, does: it asks the server for a full
-// resynchronisation and streams the RDB file the server sends.
+// Package redis is Label Backup's Redis dumper plugin. It takes the
+// snapshot the way a replica does: it asks the server for a full
+// resynchronisation and streams the RDB file the server sends. In network
+// mode (the default) it speaks the Redis protocol itself, so no redis-cli
+// is needed next to the agent; in exec mode it runs redis-cli --rdb inside
+// the database's container.
 //
 // # Connection strings
 //
@@ -59,6 +61,82 @@
 // names a database: for example
 //
 //	ACL SETUSER backup on >PASSWORD +ping +info +replconf +sync +select
+//
+// # Exec mode
+//
+// With the label backup.mode=exec (Target.Options["mode"]="exec") the
+// plugin runs the container's own redis-cli inside the container through
+// the host's Docker exec (sdk.Exec), and never opens a connection itself:
+//
+//	redis-cli -h HOST -p PORT [--user USER] [--tls ...] PING         (Validate, with -n DB when one is named)
+//	redis-cli -h HOST -p PORT [--user USER] [--tls ...] INFO server  (Validate)
+//	redis-cli -h HOST -p PORT [--user USER] [--tls ...] --rdb -      (Dump)
+//
+// The password goes only to REDISCLI_AUTH in redis-cli's environment,
+// never to its argv. HOST is the connection string's host as seen from
+// inside the container (127.0.0.1 as a rule); tls_ca, tls_cert and
+// tls_key name files inside the container and map to --cacert, --cert
+// and --key, tls_server_name to --sni (redis-cli verifies the server's
+// chain but not its name), insecure_skip_verify=true to --insecure. This
+// needs the container's redis-cli to be 5.0.3 or later (REDISCLI_AUTH),
+// 6.0 for --user and TLS, 6.2 for --insecure; a redis-cli that also finds
+// REDISCLI_AUTH in the container's environment uses it when the
+// connection string gives no password.
+//
+// redis-cli exits 0 after a refused AUTH or SELECT, or an error reply, and
+// says so only in its output: Validate checks that output (PING must
+// print PONG, INFO a redis_version) and fails as the network client does.
+// redis-cli --rdb - streams the RDB to its standard output, which the host
+// streams back; in a diskless transfer it leaves the 40-byte end marker
+// on that output, so the plugin holds the last 40 bytes back until
+// redis-cli's report on stderr ("writing N bytes", or "Transfer finished
+// with success after N bytes") tells whether they are data, and fails with
+// ErrIntegrity when the bytes that arrived do not match that report. The
+// payload then passes the same checks as in network mode (magic, end
+// opcode, CRC-64). A non-zero exit fails the dump with redis-cli's status
+// and stderr (scrubbed of the password), classified like the network
+// client's errors; exit status 126 or 127 (no redis-cli in the image) is
+// ErrNotFound. Nothing is written inside the container, so a cancelled
+// dump leaves nothing behind: the host stops redis-cli.
+//
+// # Zero-config
+//
+// Without the label backup.conn (Target.Connection empty) the connection
+// is derived from the container's environment and command, which the host
+// reports (Target.ContainerEnv, Target.ContainerCommand). The password is
+// the first found of:
+//
+//  1. REDIS_PASSWORD, or the file REDIS_PASSWORD_FILE names, read inside
+//     the container (the Bitnami images' variables; setting both is an
+//     error);
+//  2. --requirepass VALUE given to redis-server in the container's
+//     entrypoint and command (the last one; an empty value means none);
+//     the official image's "docker-entrypoint.sh --requirepass ..." form
+//     counts too;
+//  3. the last requirepass line of the configuration file given to
+//     redis-server as its first argument, read inside the container with
+//     cat through the host's executor (best effort: include directives
+//     and ACL files are not followed, and an unreadable file is only
+//     mentioned in the error should the server refuse the connection);
+//  4. REDISCLI_AUTH in the container's environment.
+//
+// REDIS_USERNAME (or REDIS_USERNAME_FILE) names an ACL user, which then
+// needs a password from those sources. The port is the last --port of the
+// command, else the file's port, else REDIS_PORT_NUMBER (Bitnami), else
+// 6379. A derived connection never uses TLS: a server with port 0 (TLS
+// or a Unix socket only) needs backup.conn, as does one whose password is
+// only in a shell command line (sh -c "redis-server ..."). In exec mode the server is reached at 127.0.0.1 inside the
+// container (or ::1, or the first address it binds to when it binds to no
+// loopback or wildcard address); in network mode at the address the host
+// reaches the container at (Options["host"]: a shared network's address,
+// or 127.0.0.1 with host networking).
+//
+// Redis needs no password by default, so finding none is not an error:
+// the plugin connects without one. When the server then answers NOAUTH,
+// the error says that no password was discoverable, lists every source
+// looked at and asks for backup.conn; when it refuses a derived password,
+// the error names the source it came from. Passwords from any source are
+// never logged nor put in an error or argv.
 //
 // Errors carry SDK sentinels: ErrUnauthenticated for a refused AUTH (or a
 // server that needs one), ErrPermission for NOPERM and protected mode,
@@ -132,12 +210,26 @@ func (p *Plugin) Info() sdk.Info {
 }
 
 // Validate connects, authenticates, pings, selects the database when one is
-// named and reads the server's version.
+// named and reads the server's version: with the plugin's own client, or in
+// exec mode with redis-cli inside the container.
 func (p *Plugin) Validate(ctx context.Context, t sdk.Target) (sdk.ValidateResult, error) {
-	ci, err := parseConn(t.Connection, t.Database)
+	ci, ex, err := p.prepare(ctx, t)
 	if err != nil {
 		return sdk.ValidateResult{}, err
 	}
+	var res sdk.ValidateResult
+	if ex != nil {
+		res, err = p.validateExec(ctx, ci, ex)
+	} else {
+		res, err = p.validateNetwork(ctx, ci)
+	}
+	if err != nil {
+		return sdk.ValidateResult{}, ci.explainAuth(err)
+	}
+	return res, nil
+}
+
+func (p *Plugin) validateNetwork(ctx context.Context, ci *connInfo) (sdk.ValidateResult, error) {
 	s, err := dial(ctx, ci)
 	if err != nil {
 		return sdk.ValidateResult{}, err
@@ -182,16 +274,25 @@ func (p *Plugin) Validate(ctx context.Context, t sdk.Target) (sdk.ValidateResult
 	if r.Type != resp.BulkString || r.Null {
 		return sdk.ValidateResult{}, s.unexpected("INFO", r)
 	}
-	info := parseInfo(r.Str)
-	version := info["redis_version"]
-	if version == "" {
-		return sdk.ValidateResult{}, fmt.Errorf("redis: %s: INFO server reported no redis_version: is this a Redis server?", ci.where())
+	info, err := ci.checkInfo(r.Str)
+	if err != nil {
+		return sdk.ValidateResult{}, err
+	}
+	log.Debug("connection validated", "host", ci.addr(), "tls", ci.tls, "user", ci.user, "server_version", info["redis_version"], "mode", info["redis_mode"])
+	return sdk.ValidateResult{ServerVersion: info["redis_version"]}, nil
+}
+
+// checkInfo parses the reply of INFO server and checks that it comes from
+// a Redis server that holds data.
+func (ci *connInfo) checkInfo(text string) (map[string]string, error) {
+	info := parseInfo(text)
+	if info["redis_version"] == "" {
+		return nil, fmt.Errorf("redis: %s: INFO server reported no redis_version: is this a Redis server?", ci.where())
 	}
 	if info["redis_mode"] == "sentinel" {
-		return sdk.ValidateResult{}, fmt.Errorf("redis: %s is a Sentinel, which holds no data: back up the master it monitors: %w", ci.where(), sdk.ErrInvalidArgument)
+		return nil, fmt.Errorf("redis: %s is a Sentinel, which holds no data: back up the master it monitors: %w", ci.where(), sdk.ErrInvalidArgument)
 	}
-	log.Debug("connection validated", "host", ci.addr(), "tls", ci.tls, "user", ci.user, "server_version", version, "mode", info["redis_mode"])
-	return sdk.ValidateResult{ServerVersion: version}, nil
+	return info, nil
 }
 
 // parseInfo reads the "key:value" lines of an INFO reply.
@@ -219,23 +320,29 @@ func (p *Plugin) Dump(ctx context.Context, t sdk.Target, w io.Writer) (sdk.DumpR
 }
 
 func (p *Plugin) dump(ctx context.Context, t sdk.Target, w io.Writer) (transferStats, []string, error) {
-	ci, err := parseConn(t.Connection, t.Database)
+	ci, ex, err := p.prepare(ctx, t)
 	if err != nil {
 		return transferStats{}, nil, err
 	}
 	log := sdk.Logger(ctx)
-	log.Debug("dump starting", "host", ci.addr(), "tls", ci.tls, "user", ci.user)
+	log.Debug("dump starting", "host", ci.addr(), "in_container", ci.inContainer, "tls", ci.tls, "user", ci.user)
 	start := time.Now()
-	st, warnings, err := p.sync(ctx, ci, w)
+	var st transferStats
+	var warnings []string
+	if ex != nil {
+		st, warnings, err = p.dumpExec(ctx, ci, ex, w)
+	} else {
+		st, warnings, err = p.sync(ctx, ci, w)
+	}
 	if err != nil {
 		log.Debug("dump failed", "host", ci.addr(), "bytes", st.bytes, "error", err.Error())
-		return st, nil, err
+		return st, nil, ci.explainAuth(err)
 	}
 	mode := "disk"
 	if st.diskless {
 		mode = "diskless"
 	}
-	log.Info("dump finished", "host", ci.addr(), "bytes", st.bytes, "transfer", mode,
+	log.Info("dump finished", "host", ci.addr(), "in_container", ci.inContainer, "bytes", st.bytes, "transfer", mode,
 		"rdb_version", st.version, "checksum_verified", st.checked,
 		"duration", time.Since(start).Round(time.Millisecond).String())
 	return st, warnings, nil
@@ -281,11 +388,17 @@ func (p *Plugin) sync(ctx context.Context, ci *connInfo, w io.Writer) (transferS
 	if err != nil {
 		return st, nil, err
 	}
+	return st, append(warnings, dumpWarnings(ci, st)...), nil
+}
+
+// dumpWarnings are the warnings a finished dump carries.
+func dumpWarnings(ci *connInfo, st transferStats) []string {
+	var warnings []string
 	if !st.checked {
 		warnings = append(warnings, fmt.Sprintf("the RDB file (format version %d) carries no checksum (rdbchecksum no?): only its framing was verified", st.version))
 	}
 	if ci.dbGiven && ci.db != 0 {
 		warnings = append(warnings, fmt.Sprintf("the dump holds every database of the server, not only database %d", ci.db))
 	}
-	return st, warnings, nil
+	return warnings
 }
