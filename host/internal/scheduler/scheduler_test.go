@@ -357,9 +357,9 @@ func TestReconcileConverges(t *testing.T) {
 		},
 		{
 			name:     "bad labels: rejected with their problems, no job",
-			snap:     []discovery.Container{ctr("a1", "a-renamed", labels.Enabled, "false"), ctr("c2", "c", labels.Cron, "every day", labels.Conn, "")},
+			snap:     []discovery.Container{ctr("a1", "a-renamed", labels.Enabled, "false"), ctr("c2", "c", labels.Cron, "every day", labels.Dest, "ftp")},
 			want:     map[string]string{},
-			rejected: map[string][]string{"c2": {labels.Cron, labels.Conn}},
+			rejected: map[string][]string{"c2": {labels.Cron, labels.Dest}},
 		},
 		{
 			name:     "a missing plugin: rejected, no job",
@@ -456,7 +456,7 @@ func TestRejectionsAndWarningsLoggedOnce(t *testing.T) {
 		t.Errorf("after 5 reconciles: %d warning lines, want 1", n)
 	}
 	// A different problem is news: logged once more.
-	bad2 := ctr("b1", "bad", labels.Cron, "nope", labels.Conn, "")
+	bad2 := ctr("b1", "bad", labels.Cron, "nope", labels.Dest, "ftp")
 	for range 3 {
 		s.Reconcile([]discovery.Container{bad2, warn, noPlugin})
 	}
