@@ -3,8 +3,12 @@ package sdk
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
+	"sync"
+	"time"
 
 	"github.com/hashicorp/go-plugin"
 
@@ -19,6 +23,7 @@ type DumperClient struct {
 	// broker serves the host's ExecService to the plugin for calls whose
 	// context carries an ExecHandler (see WithExecHandler).
 	broker *plugin.GRPCBroker
+	feat   *features
 }
 
 // Describe asks the plugin what it is.
@@ -50,7 +55,16 @@ func (c *DumperClient) Dump(ctx context.Context, t Target, w io.Writer) (DumpRes
 	defer cancel()
 	execID, stopExec := serveExec(ctx, c.broker, t.Container.ID)
 	defer stopExec()
-	stream, err := c.dumper.Dump(ctx, &pb.DumpRequest{Target: targetToProto(t), ChunkSize: DefaultChunkSize, ExecBrokerId: execID})
+	req := &pb.DumpRequest{Target: targetToProto(t), ChunkSize: DefaultChunkSize, ExecBrokerId: execID}
+	var data *dataListener
+	if c.feat.useDataSocket(ctx, c.plugin) {
+		if d, err := listenData(); err == nil {
+			data = d
+			defer data.close()
+			req.DataSocket = data.wire()
+		}
+	}
+	stream, err := c.dumper.Dump(ctx, req)
 	if err != nil {
 		return DumpResult{}, fromStatus("dump", err)
 	}
@@ -67,7 +81,17 @@ func (c *DumperClient) Dump(ctx context.Context, t Target, w io.Writer) (DumpRes
 		case *pb.DumpResponse_Header:
 			res.Extension = m.Header.GetExtension()
 			res.Format = m.Header.GetFormat()
+			if data != nil {
+				// The plugin connected before it sent the header; its bytes
+				// end when it closes the socket, its outcome comes next.
+				if err := receiveData(ctx, data, w, &res); err != nil {
+					return res, err
+				}
+			}
 		case *pb.DumpResponse_Data:
+			if data != nil {
+				return res, fmt.Errorf("dump: %w", errDataSocketMessage)
+			}
 			n, err := w.Write(m.Data)
 			res.Bytes += int64(n)
 			if err != nil {
@@ -89,6 +113,31 @@ func (c *DumperClient) Dump(ctx context.Context, t Target, w io.Writer) (DumpRes
 				return res, fmt.Errorf("dump: data after the trailer: %w", ErrIntegrity)
 			}
 			return res, nil
+		}
+	}
+}
+
+// receiveData copies a dump's bytes from its data socket to w.
+func receiveData(ctx context.Context, data *dataListener, w io.Writer, res *DumpResult) error {
+	conn, err := data.accept(ctx)
+	if err != nil {
+		return fmt.Errorf("dump: %w", err)
+	}
+	defer conn.Close()
+	buf := make([]byte, DefaultChunkSize)
+	for {
+		n, rerr := conn.Read(buf)
+		if n > 0 {
+			k, err := w.Write(buf[:n])
+			res.Bytes += int64(k)
+			if err != nil {
+				return fmt.Errorf("dump: writing output: %w", err)
+			}
+		}
+		if rerr != nil {
+			// EOF or a broken connection: the stream tells which, and the
+			// trailer's byte count catches anything missing.
+			return nil
 		}
 	}
 }
@@ -127,7 +176,7 @@ func (c *DumperClient) OpenRestore(ctx context.Context, t Target, format string)
 	// stream already: sendErr turns Send's io.EOF into its real error.
 	err = sendErr("restore", func() error { return stream.RecvMsg(new(pb.RestoreResponse)) },
 		stream.Send(&pb.RestoreRequest{Msg: &pb.RestoreRequest_Header{Header: &pb.RestoreHeader{
-			Target: targetToProto(t), Format: format, ExecBrokerId: execID,
+			Target: targetToProto(t), Format: format, ExecBrokerId: execID, TrailerCheck: uploadCheck,
 		}}}))
 	if err != nil {
 		cancel()
@@ -166,6 +215,7 @@ func (w *RestoreWriter) Abort() { w.abort() }
 type SinkClient struct {
 	plugin pb.PluginServiceClient
 	sink   pb.SinkServiceClient
+	feat   *features
 }
 
 // Describe asks the plugin what it is.
@@ -194,34 +244,162 @@ type PutWriter struct {
 	*upload
 	stream pb.SinkService_PutClient
 	key    string
+	// data is set when the bytes go through a data socket; then result
+	// delivers the sink's response, received from the start so that a
+	// sink that fails early is noticed while waiting for its connection.
+	data   *dataSocketUpload
+	result chan putResult
+}
+
+type putResult struct {
+	res *pb.PutResponse
+	err error
 }
 
 // OpenPut starts storing an object under req.Key.
 func (c *SinkClient) OpenPut(ctx context.Context, req PutRequest) (*PutWriter, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	stream, err := c.sink.Put(ctx)
-	if err != nil {
-		cancel()
-		return nil, fromStatus("put", err)
+	var data *dataListener
+	if c.feat.useDataSocket(ctx, c.plugin) {
+		if d, err := listenData(); err == nil {
+			data = d
+		}
 	}
-	err = sendErr("put", func() error { return stream.RecvMsg(new(pb.PutResponse)) },
-		stream.Send(&pb.PutRequest{Msg: &pb.PutRequest_Header{Header: &pb.PutHeader{
-			Key: req.Key, ContentType: req.ContentType,
-		}}}))
-	if err != nil {
+	fail := func(err error) (*PutWriter, error) {
 		cancel()
+		if data != nil {
+			data.close()
+		}
 		return nil, err
 	}
+	stream, err := c.sink.Put(ctx)
+	if err != nil {
+		return fail(fromStatus("put", err))
+	}
+	hdr := &pb.PutHeader{Key: req.Key, ContentType: req.ContentType, TrailerCheck: uploadCheck}
+	if data != nil {
+		hdr.DataSocket = data.wire()
+	}
+	err = sendErr("put", func() error { return stream.RecvMsg(new(pb.PutResponse)) },
+		stream.Send(&pb.PutRequest{Msg: &pb.PutRequest_Header{Header: hdr}}))
+	if err != nil {
+		return fail(err)
+	}
 	w := &PutWriter{stream: stream, key: req.Key}
-	w.upload = newUpload(
-		func(b []byte) error {
-			return sendErr("put", func() error { return stream.RecvMsg(new(pb.PutResponse)) }, stream.Send(&pb.PutRequest{Msg: &pb.PutRequest_Data{Data: b}}))
-		},
-		func(tr *pb.StreamTrailer) error {
-			return sendErr("put", func() error { return stream.RecvMsg(new(pb.PutResponse)) }, stream.Send(&pb.PutRequest{Msg: &pb.PutRequest_Trailer{Trailer: tr}}))
-		},
-		cancel)
+	sendTrailer := func(tr *pb.StreamTrailer) error {
+		return sendErr("put", func() error { return stream.RecvMsg(new(pb.PutResponse)) }, stream.Send(&pb.PutRequest{Msg: &pb.PutRequest_Trailer{Trailer: tr}}))
+	}
+	if data == nil {
+		w.upload = newUpload(
+			func(b []byte) error {
+				return sendErr("put", func() error { return stream.RecvMsg(new(pb.PutResponse)) }, stream.Send(&pb.PutRequest{Msg: &pb.PutRequest_Data{Data: b}}))
+			},
+			sendTrailer, cancel)
+		return w, nil
+	}
+	w.result = make(chan putResult, 1)
+	go func() {
+		res := new(pb.PutResponse)
+		err := stream.RecvMsg(res)
+		w.result <- putResult{res, err}
+	}()
+	w.data = &dataSocketUpload{ctx: ctx, listener: data, result: w.result}
+	w.upload = newUpload(w.data.write, func(tr *pb.StreamTrailer) error {
+		if err := w.data.end(); err != nil {
+			return err
+		}
+		if err := stream.Send(&pb.PutRequest{Msg: &pb.PutRequest_Trailer{Trailer: tr}}); err != nil {
+			return w.data.failure(err)
+		}
+		return nil
+	}, func() {
+		cancel()
+		w.data.abort()
+	})
 	return w, nil
+}
+
+// dataSocketUpload sends a Put's bytes through its data socket.
+type dataSocketUpload struct {
+	ctx      context.Context
+	listener *dataListener
+	result   <-chan putResult
+	conn     net.Conn
+	ended    *putResult
+	mu       sync.Mutex // guards conn against abort from another goroutine
+}
+
+// connect waits for the sink's connection, or for the sink to end the
+// call (it failed before connecting).
+func (d *dataSocketUpload) connect() error {
+	if d.conn != nil {
+		return nil
+	}
+	accepted := make(chan error, 1)
+	go func() {
+		c, err := d.listener.accept(d.ctx)
+		if err == nil {
+			d.mu.Lock()
+			d.conn = c
+			d.mu.Unlock()
+		}
+		accepted <- err
+	}()
+	select {
+	case err := <-accepted:
+		return err
+	case r := <-d.result:
+		d.ended = &r
+		d.listener.close()
+		<-accepted
+		return d.failure(errors.New("the sink ended the upload before taking its data"))
+	}
+}
+
+func (d *dataSocketUpload) write(b []byte) error {
+	if err := d.connect(); err != nil {
+		return err
+	}
+	if _, err := d.conn.Write(b); err != nil {
+		return d.failure(err)
+	}
+	return nil
+}
+
+// end closes the data socket: the sink sees the end of the bytes.
+func (d *dataSocketUpload) end() error {
+	if err := d.connect(); err != nil {
+		return err
+	}
+	if err := d.conn.Close(); err != nil {
+		return d.failure(err)
+	}
+	return nil
+}
+
+// failure explains a failed send: by the sink's own status when it ended
+// the call (waiting a moment for it), else by err.
+func (d *dataSocketUpload) failure(err error) error {
+	if d.ended == nil {
+		select {
+		case r := <-d.result:
+			d.ended = &r
+		case <-time.After(2 * time.Second):
+		}
+	}
+	if d.ended != nil && d.ended.err != nil && d.ended.err != io.EOF {
+		return fromStatus("put", d.ended.err)
+	}
+	return fmt.Errorf("put: data socket: %w", err)
+}
+
+func (d *dataSocketUpload) abort() {
+	d.listener.close()
+	d.mu.Lock()
+	if d.conn != nil {
+		d.conn.Close()
+	}
+	d.mu.Unlock()
 }
 
 // Commit sends the trailer and waits for the sink to make the object
@@ -232,9 +410,24 @@ func (w *PutWriter) Commit() (ObjectInfo, error) {
 	if err != nil {
 		return ObjectInfo{}, err
 	}
-	res, err := w.stream.CloseAndRecv()
-	if err != nil {
-		return ObjectInfo{}, fromStatus("put", err)
+	var res *pb.PutResponse
+	if w.data == nil {
+		if res, err = w.stream.CloseAndRecv(); err != nil {
+			return ObjectInfo{}, fromStatus("put", err)
+		}
+	} else {
+		if err := w.stream.CloseSend(); err != nil {
+			return ObjectInfo{}, w.data.failure(err)
+		}
+		r := w.data.ended
+		if r == nil {
+			got := <-w.result
+			r = &got
+		}
+		if r.err != nil {
+			return ObjectInfo{}, fromStatus("put", r.err)
+		}
+		res = r.res
 	}
 	obj := objectFromProto(res.GetObject())
 	if obj.Size != size {

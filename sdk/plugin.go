@@ -99,7 +99,7 @@ func (p *DumperPlugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) err
 
 // GRPCClient returns a *DumperClient (host side).
 func (p *DumperPlugin) GRPCClient(_ context.Context, broker *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
-	return &DumperClient{plugin: pb.NewPluginServiceClient(c), dumper: pb.NewDumperServiceClient(c), broker: broker}, nil
+	return &DumperClient{plugin: pb.NewPluginServiceClient(c), dumper: pb.NewDumperServiceClient(c), broker: broker, feat: &features{}}, nil
 }
 
 // SinkPlugin binds a Sink to go-plugin's gRPC transport.
@@ -120,7 +120,7 @@ func (p *SinkPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 
 // GRPCClient returns a *SinkClient (host side).
 func (p *SinkPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
-	return &SinkClient{plugin: pb.NewPluginServiceClient(c), sink: pb.NewSinkServiceClient(c)}, nil
+	return &SinkClient{plugin: pb.NewPluginServiceClient(c), sink: pb.NewSinkServiceClient(c), feat: &features{}}, nil
 }
 
 func loggerOrNull(l hclog.Logger) hclog.Logger {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
@@ -22,7 +23,9 @@ type pluginServer struct {
 }
 
 func (s *pluginServer) Describe(context.Context, *pb.DescribeRequest) (*pb.DescribeResponse, error) {
-	return infoToProto(completeInfo(s.info())), nil
+	res := infoToProto(completeInfo(s.info()))
+	res.SdkFeatures = sdkFeatures
+	return res, nil
 }
 
 func (s *pluginServer) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.ConfigureResponse, error) {
@@ -69,18 +72,36 @@ func (s *dumperServer) Dump(req *pb.DumpRequest, stream pb.DumperService_DumpSer
 	defer closeExec()
 	ctx = withLogger(ctx, s.logger)
 	info := s.impl.Info()
-	err := stream.Send(&pb.DumpResponse{Msg: &pb.DumpResponse_Header{Header: &pb.DumpHeader{
+	var err error
+	send := func(b []byte) error {
+		return stream.Send(&pb.DumpResponse{Msg: &pb.DumpResponse_Data{Data: b}})
+	}
+	var conn net.Conn
+	if ds := req.GetDataSocket(); ds != nil {
+		if conn, err = dialData(ctx, ds); err != nil {
+			return toStatus(err)
+		}
+		// Closed on every path: the host then sees the end of the bytes and
+		// takes the outcome from the stream.
+		defer conn.Close()
+		send = func(b []byte) error {
+			_, err := conn.Write(b)
+			return err
+		}
+	}
+	err = stream.Send(&pb.DumpResponse{Msg: &pb.DumpResponse_Header{Header: &pb.DumpHeader{
 		Extension: info.DefaultExtension,
 	}}})
 	if err != nil {
 		return err
 	}
-	w := newChunkWriter(chunkSize(req.GetChunkSize()), func(b []byte) error {
-		return stream.Send(&pb.DumpResponse{Msg: &pb.DumpResponse_Data{Data: b}})
-	})
+	w := newChunkWriter(chunkSize(req.GetChunkSize()), send)
 	res, err := s.impl.Dump(ctx, targetFromProto(req.GetTarget()), w)
 	if err == nil {
 		err = w.Flush()
+	}
+	if err == nil && conn != nil {
+		err = conn.Close()
 	}
 	if err == nil && ctx.Err() != nil {
 		err = fmt.Errorf("dump returned after cancellation: %w", ctx.Err())
@@ -113,7 +134,7 @@ func (s *dumperServer) Restore(stream pb.DumperService_RestoreServer) error {
 	if hdr == nil {
 		return status.Error(codes.InvalidArgument, "restore: first message must be a header")
 	}
-	body := newTrailerReader(func() ([]byte, *pb.StreamTrailer, error) {
+	body := newTrailerReader(hdr.GetTrailerCheck(), func() ([]byte, *pb.StreamTrailer, error) {
 		m, err := stream.Recv()
 		if err != nil {
 			return nil, nil, err
@@ -166,7 +187,7 @@ func (s *sinkServer) Put(stream pb.SinkService_PutServer) error {
 	if hdr == nil {
 		return status.Error(codes.InvalidArgument, "put: first message must be a header")
 	}
-	body := newTrailerReader(func() ([]byte, *pb.StreamTrailer, error) {
+	next := func() ([]byte, *pb.StreamTrailer, error) {
 		m, err := stream.Recv()
 		if err != nil {
 			return nil, nil, err
@@ -175,7 +196,16 @@ func (s *sinkServer) Put(stream pb.SinkService_PutServer) error {
 			return nil, nil, fmt.Errorf("second header in stream: %w", ErrInvalidArgument)
 		}
 		return m.GetData(), m.GetTrailer(), nil
-	})
+	}
+	if ds := hdr.GetDataSocket(); ds != nil {
+		conn, err := dialData(stream.Context(), ds)
+		if err != nil {
+			return toStatus(err)
+		}
+		defer conn.Close()
+		next = socketNext(conn, next)
+	}
+	body := newTrailerReader(hdr.GetTrailerCheck(), next)
 	ctx := withLogger(stream.Context(), s.logger)
 	obj, err := s.impl.Put(ctx, PutRequest{Key: hdr.GetKey(), ContentType: hdr.GetContentType()}, body)
 	if err == nil && !body.verified {
@@ -193,7 +223,7 @@ func (s *sinkServer) Put(stream pb.SinkService_PutServer) error {
 		obj.Size = int64(body.n)
 	}
 	if len(obj.SHA256) == 0 {
-		obj.SHA256 = body.sum.Sum(nil)
+		obj.SHA256 = body.digest
 	}
 	return stream.SendAndClose(&pb.PutResponse{Object: objectToProto(obj)})
 }
@@ -242,4 +272,31 @@ func (s *sinkServer) Delete(ctx context.Context, req *pb.DeleteRequest) (*pb.Del
 		return nil, toStatus(err)
 	}
 	return &pb.DeleteResponse{}, nil
+}
+
+// socketNext reads an upload's data from its data socket until the host
+// closes it, then takes the trailer from the stream, where no data message
+// may come.
+func socketNext(conn io.Reader, messages func() ([]byte, *pb.StreamTrailer, error)) func() ([]byte, *pb.StreamTrailer, error) {
+	buf := make([]byte, DefaultChunkSize)
+	eof := false
+	return func() ([]byte, *pb.StreamTrailer, error) {
+		for !eof {
+			n, err := conn.Read(buf)
+			switch {
+			case err == io.EOF:
+				eof = true
+			case err != nil:
+				return nil, nil, fmt.Errorf("data socket: %w", err)
+			}
+			if n > 0 {
+				return buf[:n], nil, nil
+			}
+		}
+		data, tr, err := messages()
+		if err == nil && tr == nil && len(data) > 0 {
+			err = errDataSocketMessage
+		}
+		return data, tr, err
+	}
 }

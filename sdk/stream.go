@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"hash"
+	"hash/crc32"
 	"io"
 
 	pb "github.com/labelbackup/label-backup/sdk/internal/gen/labelbackup/plugin/v1"
@@ -87,6 +88,37 @@ func (w *chunkWriter) Write(p []byte) (int, error) {
 	return written, nil
 }
 
+// readFrom reads r to its end straight into the chunk buffer (no
+// intermediate copy), showing each piece read to observe before sending.
+func (w *chunkWriter) readFrom(r io.Reader, observe func([]byte)) (int64, error) {
+	var total int64
+	for {
+		if w.err != nil {
+			return total, w.err
+		}
+		if w.buf == nil {
+			w.buf = make([]byte, 0, w.size)
+		}
+		n, err := r.Read(w.buf[len(w.buf):cap(w.buf)])
+		if n > 0 {
+			observe(w.buf[len(w.buf) : len(w.buf)+n])
+			w.buf = w.buf[:len(w.buf)+n]
+			total += int64(n)
+			if len(w.buf) == cap(w.buf) {
+				if err := w.Flush(); err != nil {
+					return total, err
+				}
+			}
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
 // Flush sends what is buffered.
 func (w *chunkWriter) Flush() error {
 	if w.err != nil || len(w.buf) == 0 {
@@ -107,16 +139,31 @@ func (w *chunkWriter) Flush() error {
 // can therefore never commit a truncated upload.
 type trailerReader struct {
 	// next returns the next message's data or trailer.
-	next     func() (data []byte, trailer *pb.StreamTrailer, err error)
+	next func() (data []byte, trailer *pb.StreamTrailer, err error)
+	// crc selects the CRC32C check the sender announced; else sum (sha256)
+	// is checked.
+	crc      bool
+	crcSum   uint32
 	sum      hash.Hash
 	n        uint64
 	pending  []byte
 	err      error
 	verified bool
+	// digest is the sha256 of the data: computed here, or in CRC32C mode
+	// the sender's, once the trailer is verified.
+	digest []byte
 }
 
-func newTrailerReader(next func() ([]byte, *pb.StreamTrailer, error)) *trailerReader {
-	return &trailerReader{next: next, sum: sha256.New()}
+// castagnoli is CRC-32C's table; hash/crc32 computes it with the CPU's
+// CRC32 instruction where there is one (SSE4.2, ARMv8).
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func newTrailerReader(check pb.TrailerCheck, next func() ([]byte, *pb.StreamTrailer, error)) *trailerReader {
+	r := &trailerReader{next: next, crc: check == pb.TrailerCheck_TRAILER_CHECK_CRC32C}
+	if !r.crc {
+		r.sum = sha256.New()
+	}
+	return r
 }
 
 func (r *trailerReader) Read(p []byte) (int, error) {
@@ -167,7 +214,11 @@ func (r *trailerReader) fill() {
 	case tr != nil:
 		r.err = r.check(tr)
 	default:
-		r.sum.Write(data)
+		if r.crc {
+			r.crcSum = crc32.Update(r.crcSum, castagnoli, data)
+		} else {
+			r.sum.Write(data)
+		}
 		r.n += uint64(len(data))
 		r.pending = data
 	}
@@ -177,22 +228,40 @@ func (r *trailerReader) check(tr *pb.StreamTrailer) error {
 	if tr.GetSize() != r.n {
 		return fmt.Errorf("trailer says %d bytes, received %d: %w", tr.GetSize(), r.n, ErrIntegrity)
 	}
-	if got := r.sum.Sum(nil); !bytes.Equal(got, tr.GetSha256()) {
-		return fmt.Errorf("trailer sha256 %x does not match received data %x: %w", tr.GetSha256(), got, ErrIntegrity)
+	if r.crc {
+		if tr.Crc32C == nil {
+			return fmt.Errorf("trailer lacks the CRC32C its header announced: %w", ErrIntegrity)
+		}
+		if tr.GetCrc32C() != r.crcSum {
+			return fmt.Errorf("trailer CRC32C %08x does not match received data %08x: %w", tr.GetCrc32C(), r.crcSum, ErrIntegrity)
+		}
+		r.digest = tr.GetSha256()
+	} else {
+		got := r.sum.Sum(nil)
+		if !bytes.Equal(got, tr.GetSha256()) {
+			return fmt.Errorf("trailer sha256 %x does not match received data %x: %w", tr.GetSha256(), got, ErrIntegrity)
+		}
+		r.digest = got
 	}
 	r.verified = true
 	return io.EOF
 }
 
 // upload is the sending side of a client stream: data chunks, then a trailer
-// with size and sha256. It is shared by sink puts and dumper restores.
+// with size, sha256 and CRC32C. It is shared by sink puts and dumper
+// restores, whose headers announce uploadCheck.
 type upload struct {
 	chunks  *chunkWriter
 	sum     hash.Hash
+	crc     uint32
 	trailer func(*pb.StreamTrailer) error
 	cancel  func()
 	done    bool
 }
+
+// uploadCheck is what this SDK asks receivers to verify: the CRC32C, since
+// the sender's sha256 is all the host records (see TrailerCheck).
+const uploadCheck = pb.TrailerCheck_TRAILER_CHECK_CRC32C
 
 func newUpload(send func([]byte) error, trailer func(*pb.StreamTrailer) error, cancel func()) *upload {
 	return &upload{
@@ -208,8 +277,21 @@ func (u *upload) Write(p []byte) (int, error) {
 		return 0, fmt.Errorf("write after commit or abort: %w", ErrInvalidArgument)
 	}
 	n, err := u.chunks.Write(p)
-	u.sum.Write(p[:n])
+	u.hash(p[:n])
 	return n, err
+}
+
+// ReadFrom makes io.Copy into an upload read straight into its chunks.
+func (u *upload) ReadFrom(r io.Reader) (int64, error) {
+	if u.done {
+		return 0, fmt.Errorf("write after commit or abort: %w", ErrInvalidArgument)
+	}
+	return u.chunks.readFrom(r, u.hash)
+}
+
+func (u *upload) hash(p []byte) {
+	u.sum.Write(p)
+	u.crc = crc32.Update(u.crc, castagnoli, p)
 }
 
 // finish flushes and sends the trailer; it returns the size and digest sent.
@@ -223,7 +305,9 @@ func (u *upload) finish() (int64, []byte, error) {
 	}
 	digest := u.sum.Sum(nil)
 	size := u.chunks.n
-	if err := u.trailer(&pb.StreamTrailer{Size: uint64(size), Sha256: digest}); err != nil {
+	crc := u.crc
+	tr := &pb.StreamTrailer{Size: uint64(size), Sha256: digest, Crc32C: &crc}
+	if err := u.trailer(tr); err != nil {
 		return 0, nil, err
 	}
 	return size, digest, nil

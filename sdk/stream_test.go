@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"strconv"
 	"testing"
@@ -273,8 +274,14 @@ func dataMsgs(data []byte, sizes []int, tail ...streamMsg) []streamMsg {
 
 func trailerFor(data []byte) *pb.StreamTrailer {
 	sum := sha256.Sum256(data)
-	return &pb.StreamTrailer{Size: uint64(len(data)), Sha256: sum[:]}
+	crc := crc32.Checksum(data, castagnoli)
+	return &pb.StreamTrailer{Size: uint64(len(data)), Sha256: sum[:], Crc32C: &crc}
 }
+
+// trailerChecks are the checks a receiver may be asked for.
+var trailerChecks = []pb.TrailerCheck{pb.TrailerCheck_TRAILER_CHECK_UNSPECIFIED, pb.TrailerCheck_TRAILER_CHECK_SHA256, pb.TrailerCheck_TRAILER_CHECK_CRC32C}
+
+func isCRC(c pb.TrailerCheck) bool { return c == pb.TrailerCheck_TRAILER_CHECK_CRC32C }
 
 func TestTrailerReaderAcceptsMatchingTrailer(t *testing.T) {
 	data := testData(100000, 3)
@@ -292,41 +299,46 @@ func TestTrailerReaderAcceptsMatchingTrailer(t *testing.T) {
 		{"empty data messages", data[:300], []int{0, 100, 0, 0, 100}, 64},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			s := &fakeStream{msgs: dataMsgs(tc.data, tc.sizes, streamMsg{trailer: trailerFor(tc.data)})}
-			r := newTrailerReader(s.next)
-			var got []byte
-			buf := make([]byte, tc.readBuf)
-			var err error
-			for range 10_000_000 {
-				var n int
-				n, err = r.Read(buf)
-				if n > len(buf) {
-					t.Fatalf("Read returned %d > len(p) %d", n, len(buf))
+		for _, check := range trailerChecks {
+			t.Run(tc.name+"/"+check.String(), func(t *testing.T) {
+				s := &fakeStream{msgs: dataMsgs(tc.data, tc.sizes, streamMsg{trailer: trailerFor(tc.data)})}
+				r := newTrailerReader(check, s.next)
+				var got []byte
+				buf := make([]byte, tc.readBuf)
+				var err error
+				for range 10_000_000 {
+					var n int
+					n, err = r.Read(buf)
+					if n > len(buf) {
+						t.Fatalf("Read returned %d > len(p) %d", n, len(buf))
+					}
+					got = append(got, buf[:n]...)
+					if err != nil {
+						break
+					}
 				}
-				got = append(got, buf[:n]...)
-				if err != nil {
-					break
+				if err != io.EOF {
+					t.Fatalf("err = %v, want io.EOF", err)
 				}
-			}
-			if err != io.EOF {
-				t.Fatalf("err = %v, want io.EOF", err)
-			}
-			if !bytes.Equal(got, tc.data) {
-				t.Fatalf("read %d bytes that differ from the %d sent", len(got), len(tc.data))
-			}
-			if !r.verified {
-				t.Error("verified is false after a matching trailer")
-			}
-			// EOF is sticky and the stream is not read past the trailer.
-			consumed := s.i
-			if n, err := r.Read(buf); n != 0 || err != io.EOF {
-				t.Errorf("Read after EOF = %d, %v", n, err)
-			}
-			if s.i != consumed {
-				t.Error("reader asked for more messages after the trailer")
-			}
-		})
+				if !bytes.Equal(got, tc.data) {
+					t.Fatalf("read %d bytes that differ from the %d sent", len(got), len(tc.data))
+				}
+				if !r.verified {
+					t.Error("verified is false after a matching trailer")
+				}
+				// EOF is sticky and the stream is not read past the trailer.
+				consumed := s.i
+				if n, err := r.Read(buf); n != 0 || err != io.EOF {
+					t.Errorf("Read after EOF = %d, %v", n, err)
+				}
+				if s.i != consumed {
+					t.Error("reader asked for more messages after the trailer")
+				}
+				if sum := sha256.Sum256(tc.data); !bytes.Equal(r.digest, sum[:]) {
+					t.Errorf("digest = %x, want the data's sha256", r.digest)
+				}
+			})
+		}
 	}
 }
 
@@ -335,55 +347,67 @@ func TestTrailerReaderRejects(t *testing.T) {
 	good := trailerFor(data)
 	otherSum := sha256.Sum256([]byte("other"))
 	broken := errors.New("connection reset")
+	otherCRC := crc32.Checksum([]byte("other"), castagnoli)
+	withCRC := func(tr *pb.StreamTrailer, crc *uint32) *pb.StreamTrailer { tr.Crc32C = crc; return tr }
 	cases := []struct {
 		name    string
 		msgs    []streamMsg
 		wantErr error
+		// only, when set, limits the case to SHA256 ("sha") or CRC32C
+		// ("crc") receivers.
+		only string
 	}{
-		{"size too large", dataMsgs(data, []int{1000}, streamMsg{trailer: &pb.StreamTrailer{Size: good.Size + 1, Sha256: good.Sha256}}), ErrIntegrity},
-		{"size too small", dataMsgs(data, []int{1000}, streamMsg{trailer: &pb.StreamTrailer{Size: good.Size - 1, Sha256: good.Sha256}}), ErrIntegrity},
-		{"wrong sha256", dataMsgs(data, []int{1000}, streamMsg{trailer: &pb.StreamTrailer{Size: good.Size, Sha256: otherSum[:]}}), ErrIntegrity},
-		{"missing sha256", dataMsgs(data, nil, streamMsg{trailer: &pb.StreamTrailer{Size: good.Size}}), ErrIntegrity},
-		{"empty trailer on data", dataMsgs(data, nil, streamMsg{trailer: &pb.StreamTrailer{}}), ErrIntegrity},
-		{"truncated data", dataMsgs(data[:4000], nil, streamMsg{trailer: good}), ErrIntegrity},
-		{"corrupted data", dataMsgs(append(bytes.Clone(data[:4999]), data[4999]^1), nil, streamMsg{trailer: good}), ErrIntegrity},
-		{"EOF without trailer", dataMsgs(data, []int{2500}), ErrIntegrity},
-		{"EOF without anything", nil, ErrIntegrity},
-		{"stream error", dataMsgs(data, []int{2500}, streamMsg{err: broken}), broken},
-		{"stream error first", []streamMsg{{err: broken}}, broken},
+		{"wrong crc32c", dataMsgs(data, []int{1000}, streamMsg{trailer: withCRC(&pb.StreamTrailer{Size: good.Size, Sha256: good.Sha256}, &otherCRC)}), ErrIntegrity, "crc"},
+		{"missing crc32c", dataMsgs(data, []int{1000}, streamMsg{trailer: &pb.StreamTrailer{Size: good.Size, Sha256: good.Sha256}}), ErrIntegrity, "crc"},
+		{"size too large", dataMsgs(data, []int{1000}, streamMsg{trailer: &pb.StreamTrailer{Size: good.Size + 1, Sha256: good.Sha256}}), ErrIntegrity, ""},
+		{"size too small", dataMsgs(data, []int{1000}, streamMsg{trailer: &pb.StreamTrailer{Size: good.Size - 1, Sha256: good.Sha256}}), ErrIntegrity, ""},
+		{"wrong sha256", dataMsgs(data, []int{1000}, streamMsg{trailer: withCRC(&pb.StreamTrailer{Size: good.Size, Sha256: otherSum[:]}, good.Crc32C)}), ErrIntegrity, "sha"},
+		{"missing sha256", dataMsgs(data, nil, streamMsg{trailer: withCRC(&pb.StreamTrailer{Size: good.Size}, good.Crc32C)}), ErrIntegrity, "sha"},
+		{"empty trailer on data", dataMsgs(data, nil, streamMsg{trailer: &pb.StreamTrailer{}}), ErrIntegrity, ""},
+		{"truncated data", dataMsgs(data[:4000], nil, streamMsg{trailer: good}), ErrIntegrity, ""},
+		{"corrupted data", dataMsgs(append(bytes.Clone(data[:4999]), data[4999]^1), nil, streamMsg{trailer: good}), ErrIntegrity, ""},
+		{"EOF without trailer", dataMsgs(data, []int{2500}), ErrIntegrity, ""},
+		{"EOF without anything", nil, ErrIntegrity, ""},
+		{"stream error", dataMsgs(data, []int{2500}, streamMsg{err: broken}), broken, ""},
+		{"stream error first", []streamMsg{{err: broken}}, broken, ""},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			for _, bufSize := range []int{1, 100, 1 << 20} {
-				t.Run(fmt.Sprint(bufSize), func(t *testing.T) {
-					s := &fakeStream{msgs: tc.msgs}
-					r := newTrailerReader(s.next)
-					buf := make([]byte, bufSize)
-					var err error
-					for range 1_000_000 {
-						if _, err = r.Read(buf); err != nil {
-							break
-						}
-					}
-					if err == io.EOF || err == nil {
-						t.Fatalf("err = %v, want a failure", err)
-					}
-					if errors.Is(err, io.EOF) {
-						t.Errorf("err = %v wraps io.EOF: a receiver could mistake it for the end", err)
-					}
-					if !errors.Is(err, tc.wantErr) {
-						t.Errorf("err = %v, want it to wrap %v", err, tc.wantErr)
-					}
-					if r.verified {
-						t.Error("verified is true after a bad stream")
-					}
-					// The failure sticks.
-					if _, err2 := r.Read(buf); err2 == io.EOF || !errors.Is(err2, tc.wantErr) {
-						t.Errorf("second Read err = %v, want the same failure", err2)
-					}
-				})
+		for _, check := range trailerChecks {
+			if (tc.only == "crc" && !isCRC(check)) || (tc.only == "sha" && isCRC(check)) {
+				continue
 			}
-		})
+			t.Run(tc.name+"/"+check.String(), func(t *testing.T) {
+				for _, bufSize := range []int{1, 100, 1 << 20} {
+					t.Run(fmt.Sprint(bufSize), func(t *testing.T) {
+						s := &fakeStream{msgs: tc.msgs}
+						r := newTrailerReader(check, s.next)
+						buf := make([]byte, bufSize)
+						var err error
+						for range 1_000_000 {
+							if _, err = r.Read(buf); err != nil {
+								break
+							}
+						}
+						if err == io.EOF || err == nil {
+							t.Fatalf("err = %v, want a failure", err)
+						}
+						if errors.Is(err, io.EOF) {
+							t.Errorf("err = %v wraps io.EOF: a receiver could mistake it for the end", err)
+						}
+						if !errors.Is(err, tc.wantErr) {
+							t.Errorf("err = %v, want it to wrap %v", err, tc.wantErr)
+						}
+						if r.verified {
+							t.Error("verified is true after a bad stream")
+						}
+						// The failure sticks.
+						if _, err2 := r.Read(buf); err2 == io.EOF || !errors.Is(err2, tc.wantErr) {
+							t.Errorf("second Read err = %v, want the same failure", err2)
+						}
+					})
+				}
+			})
+		}
 	}
 }
 
@@ -435,9 +459,11 @@ func TestUploadTrailer(t *testing.T) {
 				msgs = append(msgs, streamMsg{data: c})
 			}
 			msgs = append(msgs, streamMsg{trailer: trailers[0]})
-			got, err := io.ReadAll(newTrailerReader((&fakeStream{msgs: msgs}).next))
-			if err != nil || !bytes.Equal(got, all) {
-				t.Errorf("receiver read %d bytes, err %v", len(got), err)
+			for _, check := range trailerChecks {
+				got, err := io.ReadAll(newTrailerReader(check, (&fakeStream{msgs: msgs}).next))
+				if err != nil || !bytes.Equal(got, all) {
+					t.Errorf("%v receiver read %d bytes, err %v", check, len(got), err)
+				}
 			}
 			if _, err := u.Write([]byte("late")); !errors.Is(err, ErrInvalidArgument) {
 				t.Errorf("Write after finish: err = %v, want ErrInvalidArgument", err)
@@ -493,7 +519,7 @@ func TestTrailerReaderWriteTo(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newTrailerReader((&fakeStream{msgs: tc.msgs}).next)
+			r := newTrailerReader(uploadCheck, (&fakeStream{msgs: tc.msgs}).next)
 			var buf bytes.Buffer
 			n, err := io.Copy(&buf, r)
 			if tc.wantErr == nil {
@@ -509,7 +535,7 @@ func TestTrailerReaderWriteTo(t *testing.T) {
 	}
 	// A failing destination stops the copy with its error.
 	boom := errors.New("disk full")
-	r := newTrailerReader((&fakeStream{msgs: dataMsgs(data, nil, streamMsg{trailer: trailerFor(data)})}).next)
+	r := newTrailerReader(uploadCheck, (&fakeStream{msgs: dataMsgs(data, nil, streamMsg{trailer: trailerFor(data)})}).next)
 	if _, err := r.WriteTo(writerFunc(func([]byte) (int, error) { return 0, boom })); !errors.Is(err, boom) {
 		t.Fatalf("err = %v, want the writer's error", err)
 	}

@@ -3,6 +3,7 @@ package s3
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -22,17 +23,23 @@ import (
 // benchSize is what each upload of the benchmark streams.
 const benchSize = 512 << 20
 
-// BenchmarkUpload512MiB uploads 512 MiB to versitygw three ways, each
-// with 8 MiB parts, 2 in flight, over the same S3 client:
+// BenchmarkUpload512MiB uploads 512 MiB to versitygw four ways, each with
+// 8 MiB parts, 2 in flight:
 //
-//   - sink: through the SDK's real gRPC shims in-process, as the host does
-//     (every byte crosses a plugin connection and is sha256-hashed by both
-//     ends for the trailer);
+//   - plugin: through the real plugin binary, started and connected exactly
+//     as the host does (its own process, a Unix socket, the SDK's gRPC
+//     options); the sender sha256-hashes every byte for the metadata, as
+//     the host does, and the plugin checks the CRC32C trailer;
+//   - sink: the same SDK shims in-process over go-plugin's test connection
+//     (gRPC's default windows and buffers: a lower bound);
 //   - direct: calling the sink's Put with the reader itself (no shims);
 //   - sdk: the AWS SDK's own transfer manager.
 //
-// It reports the three throughputs, ratio = sink/sdk, and the peak resident
-// memory of the process during each.
+// It reports the throughputs, ratio = plugin/sdk, the CPU seconds all
+// processes involved (this one, the plugin, versitygw) spent per upload
+// for plugin and sdk, and the peak resident memory of this process during
+// each (for plugin: the host side only; plugin-peak-RSS-MiB is the plugin
+// process's).
 //
 // It runs against two servers: "disk", TestMain's versitygw over a disk
 // directory, where the disk's write speed often sets the pace, and
@@ -81,13 +88,33 @@ func benchUpload(b *testing.B, gw *gateway) {
 			b.Fatal(err)
 		}
 	}
-	var sinkTime, directTime, sdkTime time.Duration
-	var sinkPeak, directPeak, sdkPeak int64
+	bin := sdktest.StartBinary(b, "./cmd/label-backup-plugin-s3")
+	pc := bin.Sink(b)
+	if err := pc.Configure(ctx, gw.settings(bucket)); err != nil {
+		b.Fatal(err)
+	}
+	pids := []int{os.Getpid(), bin.PID(), gw.cmd.Process.Pid}
+	var pluginCPU, sdkCPU float64
+	var pluginTime, sinkTime, directTime, sdkTime time.Duration
+	var pluginPeak, pluginProcPeak, sinkPeak, directPeak, sdkPeak int64
 	b.ResetTimer()
 	for range b.N {
 		resetPeakRSS()
+		cpu := cpuSeconds(pids...)
 		start := time.Now()
-		obj, err := c.Put(ctx, sdk.PutRequest{Key: "bench/sink"}, newDataReader(benchSize, 1))
+		obj, err := pc.Put(ctx, sdk.PutRequest{Key: "bench/plugin"}, newDataReader(benchSize, 1))
+		if err != nil || obj.Size != benchSize {
+			b.Fatalf("plugin put: %+v, %v", obj, err)
+		}
+		pluginTime += time.Since(start)
+		pluginCPU += cpuSeconds(pids...) - cpu
+		pluginPeak = max(pluginPeak, peakRSS())
+		pluginProcPeak = max(pluginProcPeak, processPeakRSS(bin.PID()))
+		remove("bench/plugin")
+
+		resetPeakRSS()
+		start = time.Now()
+		obj, err = c.Put(ctx, sdk.PutRequest{Key: "bench/sink"}, newDataReader(benchSize, 1))
 		if err != nil || obj.Size != benchSize {
 			b.Fatalf("sink put: %+v, %v", obj, err)
 		}
@@ -106,6 +133,7 @@ func benchUpload(b *testing.B, gw *gateway) {
 		remove("bench/direct")
 
 		resetPeakRSS()
+		cpu = cpuSeconds(pids...)
 		start = time.Now()
 		_, err = tm.UploadObject(ctx, &transfermanager.UploadObjectInput{
 			Bucket: aws.String(bucket), Key: aws.String("bench/sdk"), Body: newDataReader(benchSize, 1),
@@ -114,29 +142,61 @@ func benchUpload(b *testing.B, gw *gateway) {
 			b.Fatalf("transfer manager upload: %v", err)
 		}
 		sdkTime += time.Since(start)
+		sdkCPU += cpuSeconds(pids...) - cpu
 		sdkPeak = max(sdkPeak, peakRSS())
 		remove("bench/sdk")
 	}
 	b.StopTimer()
 	mbps := func(d time.Duration) float64 { return float64(benchSize) * float64(b.N) / d.Seconds() / 1e6 }
+	b.ReportMetric(mbps(pluginTime), "plugin-MB/s")
 	b.ReportMetric(mbps(sinkTime), "sink-MB/s")
 	b.ReportMetric(mbps(directTime), "direct-MB/s")
 	b.ReportMetric(mbps(sdkTime), "sdk-MB/s")
-	b.ReportMetric(mbps(sinkTime)/mbps(sdkTime), "ratio")
+	b.ReportMetric(mbps(pluginTime)/mbps(sdkTime), "ratio")
+	b.ReportMetric(pluginCPU/float64(b.N), "plugin-CPU-s")
+	b.ReportMetric(sdkCPU/float64(b.N), "sdk-CPU-s")
+	b.ReportMetric(float64(pluginPeak)/(1<<20), "plugin-host-peak-RSS-MiB")
+	b.ReportMetric(float64(pluginProcPeak)/(1<<20), "plugin-peak-RSS-MiB")
 	b.ReportMetric(float64(sinkPeak)/(1<<20), "sink-peak-RSS-MiB")
 	b.ReportMetric(float64(directPeak)/(1<<20), "direct-peak-RSS-MiB")
 	b.ReportMetric(float64(sdkPeak)/(1<<20), "sdk-peak-RSS-MiB")
-	b.ReportMetric(0, "ns/op") // one op is three different uploads: meaningless
+	b.ReportMetric(0, "ns/op") // one op is four different uploads: meaningless
 }
 
 // resetPeakRSS resets the kernel's record of this process's peak resident
 // memory (Linux; ignored elsewhere).
 func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
 
+// cpuSeconds is the CPU time (user+system) the processes have used so far,
+// from /proc/<pid>/stat (0 where unknown).
+func cpuSeconds(pids ...int) float64 {
+	var ticks int64
+	for _, pid := range pids {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// Fields after the command name, which is in parentheses.
+		f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
+		if len(f) > 12 {
+			u, _ := strconv.ParseInt(f[11], 10, 64)
+			s, _ := strconv.ParseInt(f[12], 10, 64)
+			ticks += u + s
+		}
+	}
+	return float64(ticks) / 100 // USER_HZ is 100 on Linux
+}
+
+// processPeakRSS is another process's peak resident memory in bytes.
+func processPeakRSS(pid int) int64 { return statusPeak(fmt.Sprintf("/proc/%d/status", pid)) }
+
 // peakRSS is the process's peak resident memory in bytes since the last
 // reset, or 0 where unknown.
-func peakRSS() int64 {
-	f, err := os.Open("/proc/self/status")
+func peakRSS() int64 { return statusPeak("/proc/self/status") }
+
+// statusPeak reads VmHWM from a /proc status file.
+func statusPeak(path string) int64 {
+	f, err := os.Open(path)
 	if err != nil {
 		return 0
 	}

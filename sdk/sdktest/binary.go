@@ -98,6 +98,14 @@ func (b *Binary) Sink(t testing.TB) *sdk.SinkClient {
 	return c
 }
 
+// PID is the plugin process's id, e.g. to measure its memory.
+func (b *Binary) PID() int {
+	if rc := b.client.ReattachConfig(); rc != nil {
+		return rc.Pid
+	}
+	return 0
+}
+
 // Stop ends the plugin process (so its last log lines are in).
 func (b *Binary) Stop() { b.client.Kill() }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"sync"
 	"testing"
@@ -32,6 +33,7 @@ func RunSinkSuite(t *testing.T, newSink func(t *testing.T) sdk.Sink) {
 		{"CancelMidStreamLeavesNothing", testSinkCancel},
 		{"StreamWithoutTrailerLeavesNothing", testSinkNoTrailer},
 		{"TrailerMismatchRejected", testSinkTrailerMismatch},
+		{"LegacySHA256TrailerAccepted", testSinkLegacyTrailer},
 		{"MissingObjects", testSinkMissing},
 		{"InvalidKeys", testSinkInvalidKeys},
 		{"ListPrefixAndPages", testSinkList},
@@ -214,12 +216,19 @@ func testSinkTrailerMismatch(t *testing.T, h *sinkHarness) {
 	data := pattern(5000, 6)
 	good := sha256.Sum256(data)
 	bad := sha256.Sum256([]byte("something else"))
+	goodCRC := crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli))
+	badCRC := goodCRC ^ 1
+	crcCheck := pb.TrailerCheck_TRAILER_CHECK_CRC32C
 	for _, tc := range []struct {
-		name string
-		tr   *pb.StreamTrailer
+		name  string
+		check pb.TrailerCheck
+		tr    *pb.StreamTrailer
 	}{
-		{"size", &pb.StreamTrailer{Size: uint64(len(data) + 1), Sha256: good[:]}},
-		{"sha256", &pb.StreamTrailer{Size: uint64(len(data)), Sha256: bad[:]}},
+		{"size", 0, &pb.StreamTrailer{Size: uint64(len(data) + 1), Sha256: good[:]}},
+		{"sha256", 0, &pb.StreamTrailer{Size: uint64(len(data)), Sha256: bad[:], Crc32C: &goodCRC}},
+		{"size with crc32c", crcCheck, &pb.StreamTrailer{Size: uint64(len(data) - 1), Sha256: good[:], Crc32C: &goodCRC}},
+		{"crc32c", crcCheck, &pb.StreamTrailer{Size: uint64(len(data)), Sha256: good[:], Crc32C: &badCRC}},
+		{"crc32c announced but missing", crcCheck, &pb.StreamTrailer{Size: uint64(len(data)), Sha256: good[:]}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			stream, err := h.raw.Put(ctxT(t))
@@ -227,7 +236,7 @@ func testSinkTrailerMismatch(t *testing.T, h *sinkHarness) {
 				t.Fatal(err)
 			}
 			for _, m := range []*pb.PutRequest{
-				{Msg: &pb.PutRequest_Header{Header: &pb.PutHeader{Key: "mismatch/obj"}}},
+				{Msg: &pb.PutRequest_Header{Header: &pb.PutHeader{Key: "mismatch/obj", TrailerCheck: tc.check}}},
 				{Msg: &pb.PutRequest_Data{Data: data}},
 				{Msg: &pb.PutRequest_Trailer{Trailer: tc.tr}},
 			} {
@@ -241,6 +250,41 @@ func testSinkTrailerMismatch(t *testing.T, h *sinkHarness) {
 			}
 			waitAbsent(t, h, "mismatch/obj")
 		})
+	}
+}
+
+// testSinkLegacyTrailer: a sender that predates TrailerCheck (no check in
+// the header, only a sha256 in the trailer) still stores objects.
+func testSinkLegacyTrailer(t *testing.T, h *sinkHarness) {
+	data := pattern(300000, 8)
+	sum := sha256.Sum256(data)
+	stream, err := h.raw.Put(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*pb.PutRequest{
+		{Msg: &pb.PutRequest_Header{Header: &pb.PutHeader{Key: "legacy/obj"}}},
+		{Msg: &pb.PutRequest_Data{Data: data[:100000]}},
+		{Msg: &pb.PutRequest_Data{Data: data[100000:]}},
+		{Msg: &pb.PutRequest_Trailer{Trailer: &pb.StreamTrailer{Size: uint64(len(data)), Sha256: sum[:]}}},
+	} {
+		if err := stream.Send(m); err != nil {
+			t.Fatalf("send: %v", err)
+		}
+	}
+	res, err := stream.CloseAndRecv()
+	if err != nil {
+		t.Fatalf("legacy put: %v", err)
+	}
+	if res.GetObject().GetSize() != uint64(len(data)) {
+		t.Errorf("stored size %d, want %d", res.GetObject().GetSize(), len(data))
+	}
+	var got bytes.Buffer
+	if err := h.client.Get(ctxT(t), "legacy/obj", &got); err != nil || !bytes.Equal(got.Bytes(), data) {
+		t.Fatalf("get: %d bytes, err %v", got.Len(), err)
+	}
+	if err := h.client.Delete(ctxT(t), "legacy/obj"); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -21,6 +21,61 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// TrailerCheck is what the receiver of a client-streamed upload verifies
+// against the trailer. The sender computes the sha256 anyway (it records
+// it); a hardware CRC32C spares the receiver a second sha256 pass over
+// every byte, while the size and CRC still catch truncation and
+// corruption in transit.
+type TrailerCheck int32
+
+const (
+	// Unspecified means SHA256: what senders did before this field existed.
+	TrailerCheck_TRAILER_CHECK_UNSPECIFIED TrailerCheck = 0
+	TrailerCheck_TRAILER_CHECK_SHA256      TrailerCheck = 1
+	TrailerCheck_TRAILER_CHECK_CRC32C      TrailerCheck = 2
+)
+
+// Enum value maps for TrailerCheck.
+var (
+	TrailerCheck_name = map[int32]string{
+		0: "TRAILER_CHECK_UNSPECIFIED",
+		1: "TRAILER_CHECK_SHA256",
+		2: "TRAILER_CHECK_CRC32C",
+	}
+	TrailerCheck_value = map[string]int32{
+		"TRAILER_CHECK_UNSPECIFIED": 0,
+		"TRAILER_CHECK_SHA256":      1,
+		"TRAILER_CHECK_CRC32C":      2,
+	}
+)
+
+func (x TrailerCheck) Enum() *TrailerCheck {
+	p := new(TrailerCheck)
+	*p = x
+	return p
+}
+
+func (x TrailerCheck) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TrailerCheck) Descriptor() protoreflect.EnumDescriptor {
+	return file_labelbackup_plugin_v1_dumper_proto_enumTypes[0].Descriptor()
+}
+
+func (TrailerCheck) Type() protoreflect.EnumType {
+	return &file_labelbackup_plugin_v1_dumper_proto_enumTypes[0]
+}
+
+func (x TrailerCheck) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TrailerCheck.Descriptor instead.
+func (TrailerCheck) EnumDescriptor() ([]byte, []int) {
+	return file_labelbackup_plugin_v1_dumper_proto_rawDescGZIP(), []int{0}
+}
+
 // Target says which database to work on.
 type Target struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -275,7 +330,10 @@ type DumpRequest struct {
 	ChunkSize uint32 `protobuf:"varint,2,opt,name=chunk_size,json=chunkSize,proto3" json:"chunk_size,omitempty"`
 	// Exec_broker_id, when not zero, is the go-plugin broker ID under which
 	// the host serves ExecService for this call.
-	ExecBrokerId  uint32 `protobuf:"varint,3,opt,name=exec_broker_id,json=execBrokerId,proto3" json:"exec_broker_id,omitempty"`
+	ExecBrokerId uint32 `protobuf:"varint,3,opt,name=exec_broker_id,json=execBrokerId,proto3" json:"exec_broker_id,omitempty"`
+	// Data_socket, when set, is where the plugin writes the dump instead of
+	// data messages; header and trailer still come as messages.
+	DataSocket    *DataSocket `protobuf:"bytes,4,opt,name=data_socket,json=dataSocket,proto3" json:"data_socket,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -329,6 +387,13 @@ func (x *DumpRequest) GetExecBrokerId() uint32 {
 		return x.ExecBrokerId
 	}
 	return 0
+}
+
+func (x *DumpRequest) GetDataSocket() *DataSocket {
+	if x != nil {
+		return x.DataSocket
+	}
+	return nil
 }
 
 type DumpResponse struct {
@@ -659,7 +724,9 @@ type RestoreHeader struct {
 	Format string `protobuf:"bytes,2,opt,name=format,proto3" json:"format,omitempty"`
 	// Exec_broker_id, when not zero, is the go-plugin broker ID under which
 	// the host serves ExecService for this call.
-	ExecBrokerId  uint32 `protobuf:"varint,3,opt,name=exec_broker_id,json=execBrokerId,proto3" json:"exec_broker_id,omitempty"`
+	ExecBrokerId uint32 `protobuf:"varint,3,opt,name=exec_broker_id,json=execBrokerId,proto3" json:"exec_broker_id,omitempty"`
+	// Trailer_check is what the plugin verifies at the end of the stream.
+	TrailerCheck  TrailerCheck `protobuf:"varint,4,opt,name=trailer_check,json=trailerCheck,proto3,enum=labelbackup.plugin.v1.TrailerCheck" json:"trailer_check,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -715,13 +782,25 @@ func (x *RestoreHeader) GetExecBrokerId() uint32 {
 	return 0
 }
 
+func (x *RestoreHeader) GetTrailerCheck() TrailerCheck {
+	if x != nil {
+		return x.TrailerCheck
+	}
+	return TrailerCheck_TRAILER_CHECK_UNSPECIFIED
+}
+
 // StreamTrailer ends a client-streamed upload: the receiver checks both
 // values against what it received before it commits anything.
 type StreamTrailer struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Size  uint64                 `protobuf:"varint,1,opt,name=size,proto3" json:"size,omitempty"`
-	// Sha256 is the raw 32-byte digest of all data bytes.
-	Sha256        []byte `protobuf:"bytes,2,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	// Sha256 is the raw 32-byte digest of all data bytes. The receiver checks
+	// it unless the stream's header asked for a CRC32C check, when it takes
+	// it as the sender's digest of the object.
+	Sha256 []byte `protobuf:"bytes,2,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	// Crc32c is the CRC-32C (Castagnoli) of all data bytes, set when the
+	// stream's header announced TRAILER_CHECK_CRC32C.
+	Crc32C        *uint32 `protobuf:"fixed32,3,opt,name=crc32c,proto3,oneof" json:"crc32c,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -770,6 +849,72 @@ func (x *StreamTrailer) GetSha256() []byte {
 	return nil
 }
 
+func (x *StreamTrailer) GetCrc32C() uint32 {
+	if x != nil && x.Crc32C != nil {
+		return *x.Crc32C
+	}
+	return 0
+}
+
+// DataSocket names a Unix socket the host listens on for the bulk bytes of
+// one call (a Put's data, a Dump's output), offered only to plugins whose
+// SDK declares "data-socket". The plugin connects, writes the token, and
+// then the bytes flow as a plain byte stream, ended by closing it: no
+// per-chunk messages, HTTP/2 frames or copies. Everything else (header,
+// trailer, errors) stays on the call's gRPC stream, and the trailer still
+// decides: a connection that ends early is caught by its size and check.
+type DataSocket struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Token         []byte                 `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DataSocket) Reset() {
+	*x = DataSocket{}
+	mi := &file_labelbackup_plugin_v1_dumper_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DataSocket) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DataSocket) ProtoMessage() {}
+
+func (x *DataSocket) ProtoReflect() protoreflect.Message {
+	mi := &file_labelbackup_plugin_v1_dumper_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DataSocket.ProtoReflect.Descriptor instead.
+func (*DataSocket) Descriptor() ([]byte, []int) {
+	return file_labelbackup_plugin_v1_dumper_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *DataSocket) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *DataSocket) GetToken() []byte {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
 type RestoreResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Warnings      []string               `protobuf:"bytes,1,rep,name=warnings,proto3" json:"warnings,omitempty"`
@@ -779,7 +924,7 @@ type RestoreResponse struct {
 
 func (x *RestoreResponse) Reset() {
 	*x = RestoreResponse{}
-	mi := &file_labelbackup_plugin_v1_dumper_proto_msgTypes[11]
+	mi := &file_labelbackup_plugin_v1_dumper_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -791,7 +936,7 @@ func (x *RestoreResponse) String() string {
 func (*RestoreResponse) ProtoMessage() {}
 
 func (x *RestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_labelbackup_plugin_v1_dumper_proto_msgTypes[11]
+	mi := &file_labelbackup_plugin_v1_dumper_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -804,7 +949,7 @@ func (x *RestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreResponse.ProtoReflect.Descriptor instead.
 func (*RestoreResponse) Descriptor() ([]byte, []int) {
-	return file_labelbackup_plugin_v1_dumper_proto_rawDescGZIP(), []int{11}
+	return file_labelbackup_plugin_v1_dumper_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RestoreResponse) GetWarnings() []string {
@@ -841,12 +986,14 @@ const file_labelbackup_plugin_v1_dumper_proto_rawDesc = "" +
 	"\x06target\x18\x01 \x01(\v2\x1d.labelbackup.plugin.v1.TargetR\x06target\x12$\n" +
 	"\x0eexec_broker_id\x18\x02 \x01(\rR\fexecBrokerId\"?\n" +
 	"\x16ValidateTargetResponse\x12%\n" +
-	"\x0eserver_version\x18\x01 \x01(\tR\rserverVersion\"\x89\x01\n" +
+	"\x0eserver_version\x18\x01 \x01(\tR\rserverVersion\"\xcd\x01\n" +
 	"\vDumpRequest\x125\n" +
 	"\x06target\x18\x01 \x01(\v2\x1d.labelbackup.plugin.v1.TargetR\x06target\x12\x1d\n" +
 	"\n" +
 	"chunk_size\x18\x02 \x01(\rR\tchunkSize\x12$\n" +
-	"\x0eexec_broker_id\x18\x03 \x01(\rR\fexecBrokerId\"\xa8\x01\n" +
+	"\x0eexec_broker_id\x18\x03 \x01(\rR\fexecBrokerId\x12B\n" +
+	"\vdata_socket\x18\x04 \x01(\v2!.labelbackup.plugin.v1.DataSocketR\n" +
+	"dataSocket\"\xa8\x01\n" +
 	"\fDumpResponse\x12;\n" +
 	"\x06header\x18\x01 \x01(\v2!.labelbackup.plugin.v1.DumpHeaderH\x00R\x06header\x12\x14\n" +
 	"\x04data\x18\x02 \x01(\fH\x00R\x04data\x12>\n" +
@@ -865,16 +1012,27 @@ const file_labelbackup_plugin_v1_dumper_proto_rawDesc = "" +
 	"\x06header\x18\x01 \x01(\v2$.labelbackup.plugin.v1.RestoreHeaderH\x00R\x06header\x12\x14\n" +
 	"\x04data\x18\x02 \x01(\fH\x00R\x04data\x12@\n" +
 	"\atrailer\x18\x03 \x01(\v2$.labelbackup.plugin.v1.StreamTrailerH\x00R\atrailerB\x05\n" +
-	"\x03msg\"\x84\x01\n" +
+	"\x03msg\"\xce\x01\n" +
 	"\rRestoreHeader\x125\n" +
 	"\x06target\x18\x01 \x01(\v2\x1d.labelbackup.plugin.v1.TargetR\x06target\x12\x16\n" +
 	"\x06format\x18\x02 \x01(\tR\x06format\x12$\n" +
-	"\x0eexec_broker_id\x18\x03 \x01(\rR\fexecBrokerId\";\n" +
+	"\x0eexec_broker_id\x18\x03 \x01(\rR\fexecBrokerId\x12H\n" +
+	"\rtrailer_check\x18\x04 \x01(\x0e2#.labelbackup.plugin.v1.TrailerCheckR\ftrailerCheck\"c\n" +
 	"\rStreamTrailer\x12\x12\n" +
 	"\x04size\x18\x01 \x01(\x04R\x04size\x12\x16\n" +
-	"\x06sha256\x18\x02 \x01(\fR\x06sha256\"-\n" +
+	"\x06sha256\x18\x02 \x01(\fR\x06sha256\x12\x1b\n" +
+	"\x06crc32c\x18\x03 \x01(\aH\x00R\x06crc32c\x88\x01\x01B\t\n" +
+	"\a_crc32c\"6\n" +
+	"\n" +
+	"DataSocket\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x14\n" +
+	"\x05token\x18\x02 \x01(\fR\x05token\"-\n" +
 	"\x0fRestoreResponse\x12\x1a\n" +
-	"\bwarnings\x18\x01 \x03(\tR\bwarnings2\xad\x02\n" +
+	"\bwarnings\x18\x01 \x03(\tR\bwarnings*a\n" +
+	"\fTrailerCheck\x12\x1d\n" +
+	"\x19TRAILER_CHECK_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14TRAILER_CHECK_SHA256\x10\x01\x12\x18\n" +
+	"\x14TRAILER_CHECK_CRC32C\x10\x022\xad\x02\n" +
 	"\rDumperService\x12m\n" +
 	"\x0eValidateTarget\x12,.labelbackup.plugin.v1.ValidateTargetRequest\x1a-.labelbackup.plugin.v1.ValidateTargetResponse\x12Q\n" +
 	"\x04Dump\x12\".labelbackup.plugin.v1.DumpRequest\x1a#.labelbackup.plugin.v1.DumpResponse0\x01\x12Z\n" +
@@ -893,45 +1051,50 @@ func file_labelbackup_plugin_v1_dumper_proto_rawDescGZIP() []byte {
 	return file_labelbackup_plugin_v1_dumper_proto_rawDescData
 }
 
-var file_labelbackup_plugin_v1_dumper_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_labelbackup_plugin_v1_dumper_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_labelbackup_plugin_v1_dumper_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_labelbackup_plugin_v1_dumper_proto_goTypes = []any{
-	(*Target)(nil),                 // 0: labelbackup.plugin.v1.Target
-	(*ContainerRef)(nil),           // 1: labelbackup.plugin.v1.ContainerRef
-	(*ValidateTargetRequest)(nil),  // 2: labelbackup.plugin.v1.ValidateTargetRequest
-	(*ValidateTargetResponse)(nil), // 3: labelbackup.plugin.v1.ValidateTargetResponse
-	(*DumpRequest)(nil),            // 4: labelbackup.plugin.v1.DumpRequest
-	(*DumpResponse)(nil),           // 5: labelbackup.plugin.v1.DumpResponse
-	(*DumpHeader)(nil),             // 6: labelbackup.plugin.v1.DumpHeader
-	(*DumpTrailer)(nil),            // 7: labelbackup.plugin.v1.DumpTrailer
-	(*RestoreRequest)(nil),         // 8: labelbackup.plugin.v1.RestoreRequest
-	(*RestoreHeader)(nil),          // 9: labelbackup.plugin.v1.RestoreHeader
-	(*StreamTrailer)(nil),          // 10: labelbackup.plugin.v1.StreamTrailer
-	(*RestoreResponse)(nil),        // 11: labelbackup.plugin.v1.RestoreResponse
-	nil,                            // 12: labelbackup.plugin.v1.Target.OptionsEntry
-	nil,                            // 13: labelbackup.plugin.v1.Target.ContainerEnvEntry
+	(TrailerCheck)(0),              // 0: labelbackup.plugin.v1.TrailerCheck
+	(*Target)(nil),                 // 1: labelbackup.plugin.v1.Target
+	(*ContainerRef)(nil),           // 2: labelbackup.plugin.v1.ContainerRef
+	(*ValidateTargetRequest)(nil),  // 3: labelbackup.plugin.v1.ValidateTargetRequest
+	(*ValidateTargetResponse)(nil), // 4: labelbackup.plugin.v1.ValidateTargetResponse
+	(*DumpRequest)(nil),            // 5: labelbackup.plugin.v1.DumpRequest
+	(*DumpResponse)(nil),           // 6: labelbackup.plugin.v1.DumpResponse
+	(*DumpHeader)(nil),             // 7: labelbackup.plugin.v1.DumpHeader
+	(*DumpTrailer)(nil),            // 8: labelbackup.plugin.v1.DumpTrailer
+	(*RestoreRequest)(nil),         // 9: labelbackup.plugin.v1.RestoreRequest
+	(*RestoreHeader)(nil),          // 10: labelbackup.plugin.v1.RestoreHeader
+	(*StreamTrailer)(nil),          // 11: labelbackup.plugin.v1.StreamTrailer
+	(*DataSocket)(nil),             // 12: labelbackup.plugin.v1.DataSocket
+	(*RestoreResponse)(nil),        // 13: labelbackup.plugin.v1.RestoreResponse
+	nil,                            // 14: labelbackup.plugin.v1.Target.OptionsEntry
+	nil,                            // 15: labelbackup.plugin.v1.Target.ContainerEnvEntry
 }
 var file_labelbackup_plugin_v1_dumper_proto_depIdxs = []int32{
-	12, // 0: labelbackup.plugin.v1.Target.options:type_name -> labelbackup.plugin.v1.Target.OptionsEntry
-	1,  // 1: labelbackup.plugin.v1.Target.container:type_name -> labelbackup.plugin.v1.ContainerRef
-	13, // 2: labelbackup.plugin.v1.Target.container_env:type_name -> labelbackup.plugin.v1.Target.ContainerEnvEntry
-	0,  // 3: labelbackup.plugin.v1.ValidateTargetRequest.target:type_name -> labelbackup.plugin.v1.Target
-	0,  // 4: labelbackup.plugin.v1.DumpRequest.target:type_name -> labelbackup.plugin.v1.Target
-	6,  // 5: labelbackup.plugin.v1.DumpResponse.header:type_name -> labelbackup.plugin.v1.DumpHeader
-	7,  // 6: labelbackup.plugin.v1.DumpResponse.trailer:type_name -> labelbackup.plugin.v1.DumpTrailer
-	9,  // 7: labelbackup.plugin.v1.RestoreRequest.header:type_name -> labelbackup.plugin.v1.RestoreHeader
-	10, // 8: labelbackup.plugin.v1.RestoreRequest.trailer:type_name -> labelbackup.plugin.v1.StreamTrailer
-	0,  // 9: labelbackup.plugin.v1.RestoreHeader.target:type_name -> labelbackup.plugin.v1.Target
-	2,  // 10: labelbackup.plugin.v1.DumperService.ValidateTarget:input_type -> labelbackup.plugin.v1.ValidateTargetRequest
-	4,  // 11: labelbackup.plugin.v1.DumperService.Dump:input_type -> labelbackup.plugin.v1.DumpRequest
-	8,  // 12: labelbackup.plugin.v1.DumperService.Restore:input_type -> labelbackup.plugin.v1.RestoreRequest
-	3,  // 13: labelbackup.plugin.v1.DumperService.ValidateTarget:output_type -> labelbackup.plugin.v1.ValidateTargetResponse
-	5,  // 14: labelbackup.plugin.v1.DumperService.Dump:output_type -> labelbackup.plugin.v1.DumpResponse
-	11, // 15: labelbackup.plugin.v1.DumperService.Restore:output_type -> labelbackup.plugin.v1.RestoreResponse
-	13, // [13:16] is the sub-list for method output_type
-	10, // [10:13] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	14, // 0: labelbackup.plugin.v1.Target.options:type_name -> labelbackup.plugin.v1.Target.OptionsEntry
+	2,  // 1: labelbackup.plugin.v1.Target.container:type_name -> labelbackup.plugin.v1.ContainerRef
+	15, // 2: labelbackup.plugin.v1.Target.container_env:type_name -> labelbackup.plugin.v1.Target.ContainerEnvEntry
+	1,  // 3: labelbackup.plugin.v1.ValidateTargetRequest.target:type_name -> labelbackup.plugin.v1.Target
+	1,  // 4: labelbackup.plugin.v1.DumpRequest.target:type_name -> labelbackup.plugin.v1.Target
+	12, // 5: labelbackup.plugin.v1.DumpRequest.data_socket:type_name -> labelbackup.plugin.v1.DataSocket
+	7,  // 6: labelbackup.plugin.v1.DumpResponse.header:type_name -> labelbackup.plugin.v1.DumpHeader
+	8,  // 7: labelbackup.plugin.v1.DumpResponse.trailer:type_name -> labelbackup.plugin.v1.DumpTrailer
+	10, // 8: labelbackup.plugin.v1.RestoreRequest.header:type_name -> labelbackup.plugin.v1.RestoreHeader
+	11, // 9: labelbackup.plugin.v1.RestoreRequest.trailer:type_name -> labelbackup.plugin.v1.StreamTrailer
+	1,  // 10: labelbackup.plugin.v1.RestoreHeader.target:type_name -> labelbackup.plugin.v1.Target
+	0,  // 11: labelbackup.plugin.v1.RestoreHeader.trailer_check:type_name -> labelbackup.plugin.v1.TrailerCheck
+	3,  // 12: labelbackup.plugin.v1.DumperService.ValidateTarget:input_type -> labelbackup.plugin.v1.ValidateTargetRequest
+	5,  // 13: labelbackup.plugin.v1.DumperService.Dump:input_type -> labelbackup.plugin.v1.DumpRequest
+	9,  // 14: labelbackup.plugin.v1.DumperService.Restore:input_type -> labelbackup.plugin.v1.RestoreRequest
+	4,  // 15: labelbackup.plugin.v1.DumperService.ValidateTarget:output_type -> labelbackup.plugin.v1.ValidateTargetResponse
+	6,  // 16: labelbackup.plugin.v1.DumperService.Dump:output_type -> labelbackup.plugin.v1.DumpResponse
+	13, // 17: labelbackup.plugin.v1.DumperService.Restore:output_type -> labelbackup.plugin.v1.RestoreResponse
+	15, // [15:18] is the sub-list for method output_type
+	12, // [12:15] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_labelbackup_plugin_v1_dumper_proto_init() }
@@ -949,18 +1112,20 @@ func file_labelbackup_plugin_v1_dumper_proto_init() {
 		(*RestoreRequest_Data)(nil),
 		(*RestoreRequest_Trailer)(nil),
 	}
+	file_labelbackup_plugin_v1_dumper_proto_msgTypes[10].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_labelbackup_plugin_v1_dumper_proto_rawDesc), len(file_labelbackup_plugin_v1_dumper_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   14,
+			NumEnums:      1,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_labelbackup_plugin_v1_dumper_proto_goTypes,
 		DependencyIndexes: file_labelbackup_plugin_v1_dumper_proto_depIdxs,
+		EnumInfos:         file_labelbackup_plugin_v1_dumper_proto_enumTypes,
 		MessageInfos:      file_labelbackup_plugin_v1_dumper_proto_msgTypes,
 	}.Build()
 	File_labelbackup_plugin_v1_dumper_proto = out.File

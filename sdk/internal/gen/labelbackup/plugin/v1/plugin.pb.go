@@ -127,7 +127,10 @@ type DescribeResponse struct {
 	// Options are the settings the plugin accepts.
 	Options []*OptionSpec `protobuf:"bytes,7,rep,name=options,proto3" json:"options,omitempty"`
 	// Sdk_version is the version of the SDK the plugin was built with.
-	SdkVersion    string `protobuf:"bytes,8,opt,name=sdk_version,json=sdkVersion,proto3" json:"sdk_version,omitempty"`
+	SdkVersion string `protobuf:"bytes,8,opt,name=sdk_version,json=sdkVersion,proto3" json:"sdk_version,omitempty"`
+	// Sdk_features are transport features the plugin's SDK supports, which
+	// the host may use: "data-socket" (see DataSocket in dumper.proto).
+	SdkFeatures   []string `protobuf:"bytes,9,rep,name=sdk_features,json=sdkFeatures,proto3" json:"sdk_features,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -216,6 +219,13 @@ func (x *DescribeResponse) GetSdkVersion() string {
 		return x.SdkVersion
 	}
 	return ""
+}
+
+func (x *DescribeResponse) GetSdkFeatures() []string {
+	if x != nil {
+		return x.SdkFeatures
+	}
+	return nil
 }
 
 // OptionSpec describes one accepted setting.
@@ -373,7 +383,7 @@ var File_labelbackup_plugin_v1_plugin_proto protoreflect.FileDescriptor
 const file_labelbackup_plugin_v1_plugin_proto_rawDesc = "" +
 	"\n" +
 	"\"labelbackup/plugin/v1/plugin.proto\x12\x15labelbackup.plugin.v1\"\x11\n" +
-	"\x0fDescribeRequest\"\xcb\x02\n" +
+	"\x0fDescribeRequest\"\xee\x02\n" +
 	"\x10DescribeResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12/\n" +
@@ -383,7 +393,8 @@ const file_labelbackup_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x11default_extension\x18\x06 \x01(\tR\x10defaultExtension\x12;\n" +
 	"\aoptions\x18\a \x03(\v2!.labelbackup.plugin.v1.OptionSpecR\aoptions\x12\x1f\n" +
 	"\vsdk_version\x18\b \x01(\tR\n" +
-	"sdkVersion\"v\n" +
+	"sdkVersion\x12!\n" +
+	"\fsdk_features\x18\t \x03(\tR\vsdkFeatures\"v\n" +
 	"\n" +
 	"OptionSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +

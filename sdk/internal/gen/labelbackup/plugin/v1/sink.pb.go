@@ -205,7 +205,12 @@ type PutHeader struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Key   string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	// Content_type is advisory, e.g. "application/gzip".
-	ContentType   string `protobuf:"bytes,2,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	ContentType string `protobuf:"bytes,2,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	// Trailer_check is what the sink verifies at the end of the stream.
+	TrailerCheck TrailerCheck `protobuf:"varint,3,opt,name=trailer_check,json=trailerCheck,proto3,enum=labelbackup.plugin.v1.TrailerCheck" json:"trailer_check,omitempty"`
+	// Data_socket, when set, carries the data instead of data messages; the
+	// trailer still comes as a message.
+	DataSocket    *DataSocket `protobuf:"bytes,4,opt,name=data_socket,json=dataSocket,proto3" json:"data_socket,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -252,6 +257,20 @@ func (x *PutHeader) GetContentType() string {
 		return x.ContentType
 	}
 	return ""
+}
+
+func (x *PutHeader) GetTrailerCheck() TrailerCheck {
+	if x != nil {
+		return x.TrailerCheck
+	}
+	return TrailerCheck_TRAILER_CHECK_UNSPECIFIED
+}
+
+func (x *PutHeader) GetDataSocket() *DataSocket {
+	if x != nil {
+		return x.DataSocket
+	}
+	return nil
 }
 
 type ObjectInfo struct {
@@ -847,10 +866,13 @@ const file_labelbackup_plugin_v1_sink_proto_rawDesc = "" +
 	"\x06header\x18\x01 \x01(\v2 .labelbackup.plugin.v1.PutHeaderH\x00R\x06header\x12\x14\n" +
 	"\x04data\x18\x02 \x01(\fH\x00R\x04data\x12@\n" +
 	"\atrailer\x18\x03 \x01(\v2$.labelbackup.plugin.v1.StreamTrailerH\x00R\atrailerB\x05\n" +
-	"\x03msg\"@\n" +
+	"\x03msg\"\xce\x01\n" +
 	"\tPutHeader\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12!\n" +
-	"\fcontent_type\x18\x02 \x01(\tR\vcontentType\"\x94\x01\n" +
+	"\fcontent_type\x18\x02 \x01(\tR\vcontentType\x12H\n" +
+	"\rtrailer_check\x18\x03 \x01(\x0e2#.labelbackup.plugin.v1.TrailerCheckR\ftrailerCheck\x12B\n" +
+	"\vdata_socket\x18\x04 \x01(\v2!.labelbackup.plugin.v1.DataSocketR\n" +
+	"dataSocket\"\x94\x01\n" +
 	"\n" +
 	"ObjectInfo\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
@@ -927,33 +949,37 @@ var file_labelbackup_plugin_v1_sink_proto_goTypes = []any{
 	(*DeleteRequest)(nil),         // 13: labelbackup.plugin.v1.DeleteRequest
 	(*DeleteResponse)(nil),        // 14: labelbackup.plugin.v1.DeleteResponse
 	(*StreamTrailer)(nil),         // 15: labelbackup.plugin.v1.StreamTrailer
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(TrailerCheck)(0),             // 16: labelbackup.plugin.v1.TrailerCheck
+	(*DataSocket)(nil),            // 17: labelbackup.plugin.v1.DataSocket
+	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
 }
 var file_labelbackup_plugin_v1_sink_proto_depIdxs = []int32{
 	3,  // 0: labelbackup.plugin.v1.PutRequest.header:type_name -> labelbackup.plugin.v1.PutHeader
 	15, // 1: labelbackup.plugin.v1.PutRequest.trailer:type_name -> labelbackup.plugin.v1.StreamTrailer
-	16, // 2: labelbackup.plugin.v1.ObjectInfo.modified:type_name -> google.protobuf.Timestamp
-	4,  // 3: labelbackup.plugin.v1.PutResponse.object:type_name -> labelbackup.plugin.v1.ObjectInfo
-	8,  // 4: labelbackup.plugin.v1.GetResponse.trailer:type_name -> labelbackup.plugin.v1.GetTrailer
-	4,  // 5: labelbackup.plugin.v1.ListResponse.objects:type_name -> labelbackup.plugin.v1.ObjectInfo
-	4,  // 6: labelbackup.plugin.v1.StatResponse.object:type_name -> labelbackup.plugin.v1.ObjectInfo
-	0,  // 7: labelbackup.plugin.v1.SinkService.CheckReady:input_type -> labelbackup.plugin.v1.CheckReadyRequest
-	2,  // 8: labelbackup.plugin.v1.SinkService.Put:input_type -> labelbackup.plugin.v1.PutRequest
-	6,  // 9: labelbackup.plugin.v1.SinkService.Get:input_type -> labelbackup.plugin.v1.GetRequest
-	9,  // 10: labelbackup.plugin.v1.SinkService.List:input_type -> labelbackup.plugin.v1.ListRequest
-	11, // 11: labelbackup.plugin.v1.SinkService.Stat:input_type -> labelbackup.plugin.v1.StatRequest
-	13, // 12: labelbackup.plugin.v1.SinkService.Delete:input_type -> labelbackup.plugin.v1.DeleteRequest
-	1,  // 13: labelbackup.plugin.v1.SinkService.CheckReady:output_type -> labelbackup.plugin.v1.CheckReadyResponse
-	5,  // 14: labelbackup.plugin.v1.SinkService.Put:output_type -> labelbackup.plugin.v1.PutResponse
-	7,  // 15: labelbackup.plugin.v1.SinkService.Get:output_type -> labelbackup.plugin.v1.GetResponse
-	10, // 16: labelbackup.plugin.v1.SinkService.List:output_type -> labelbackup.plugin.v1.ListResponse
-	12, // 17: labelbackup.plugin.v1.SinkService.Stat:output_type -> labelbackup.plugin.v1.StatResponse
-	14, // 18: labelbackup.plugin.v1.SinkService.Delete:output_type -> labelbackup.plugin.v1.DeleteResponse
-	13, // [13:19] is the sub-list for method output_type
-	7,  // [7:13] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	16, // 2: labelbackup.plugin.v1.PutHeader.trailer_check:type_name -> labelbackup.plugin.v1.TrailerCheck
+	17, // 3: labelbackup.plugin.v1.PutHeader.data_socket:type_name -> labelbackup.plugin.v1.DataSocket
+	18, // 4: labelbackup.plugin.v1.ObjectInfo.modified:type_name -> google.protobuf.Timestamp
+	4,  // 5: labelbackup.plugin.v1.PutResponse.object:type_name -> labelbackup.plugin.v1.ObjectInfo
+	8,  // 6: labelbackup.plugin.v1.GetResponse.trailer:type_name -> labelbackup.plugin.v1.GetTrailer
+	4,  // 7: labelbackup.plugin.v1.ListResponse.objects:type_name -> labelbackup.plugin.v1.ObjectInfo
+	4,  // 8: labelbackup.plugin.v1.StatResponse.object:type_name -> labelbackup.plugin.v1.ObjectInfo
+	0,  // 9: labelbackup.plugin.v1.SinkService.CheckReady:input_type -> labelbackup.plugin.v1.CheckReadyRequest
+	2,  // 10: labelbackup.plugin.v1.SinkService.Put:input_type -> labelbackup.plugin.v1.PutRequest
+	6,  // 11: labelbackup.plugin.v1.SinkService.Get:input_type -> labelbackup.plugin.v1.GetRequest
+	9,  // 12: labelbackup.plugin.v1.SinkService.List:input_type -> labelbackup.plugin.v1.ListRequest
+	11, // 13: labelbackup.plugin.v1.SinkService.Stat:input_type -> labelbackup.plugin.v1.StatRequest
+	13, // 14: labelbackup.plugin.v1.SinkService.Delete:input_type -> labelbackup.plugin.v1.DeleteRequest
+	1,  // 15: labelbackup.plugin.v1.SinkService.CheckReady:output_type -> labelbackup.plugin.v1.CheckReadyResponse
+	5,  // 16: labelbackup.plugin.v1.SinkService.Put:output_type -> labelbackup.plugin.v1.PutResponse
+	7,  // 17: labelbackup.plugin.v1.SinkService.Get:output_type -> labelbackup.plugin.v1.GetResponse
+	10, // 18: labelbackup.plugin.v1.SinkService.List:output_type -> labelbackup.plugin.v1.ListResponse
+	12, // 19: labelbackup.plugin.v1.SinkService.Stat:output_type -> labelbackup.plugin.v1.StatResponse
+	14, // 20: labelbackup.plugin.v1.SinkService.Delete:output_type -> labelbackup.plugin.v1.DeleteResponse
+	15, // [15:21] is the sub-list for method output_type
+	9,  // [9:15] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_labelbackup_plugin_v1_sink_proto_init() }
