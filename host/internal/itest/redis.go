@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -23,8 +24,23 @@ type RedisOptions struct {
 	// Labels are added to the container (e.g. backup.enabled=true).
 	Labels map[string]string
 	// Password, if set, is the server's requirepass. It is written to the
-	// server's configuration file, never to a command line.
+	// server's configuration file, never to a command line, unless
+	// PasswordOnCommandLine or PasswordEnv says otherwise.
 	Password string
+	// PasswordOnCommandLine gives the password as "--requirepass PASSWORD"
+	// after the configuration file on redis-server's command line (the
+	// container's command, as with `command: redis-server --requirepass
+	// ...` in compose), instead of writing it to the file.
+	PasswordOnCommandLine bool
+	// PasswordEnv, when set, names a container variable that holds the
+	// password, and the server is started by a shell that passes it on
+	// (sh -c 'exec redis-server /data/redis.conf --requirepass "$NAME"'):
+	// the password is then nowhere but in that variable, like images whose
+	// start script reads it from the environment (Bitnami's REDIS_PASSWORD).
+	PasswordEnv string
+	// Env is put on the container (docker run -e); values travel to docker
+	// by name, never on its command line.
+	Env map[string]string
 	// RDB, if set, is an RDB file copied into the fresh data directory as
 	// dump.rdb before the server starts, so the server loads it: the manual
 	// restore of a Redis backup.
@@ -73,7 +89,7 @@ func StartRedis(t testing.TB, opts RedisOptions) *Redis {
 		"enable-debug-command local",
 		"repl-diskless-sync-delay 0",
 	}
-	if r.Password != "" {
+	if r.Password != "" && !opts.PasswordOnCommandLine && opts.PasswordEnv == "" {
 		conf = append(conf, "requirepass "+quoteRedisConf(r.Password))
 	}
 	writeOwned(t, filepath.Join(r.DataDir, "redis.conf"), []byte(strings.Join(conf, "\n")+"\n"), rd)
@@ -85,12 +101,27 @@ func StartRedis(t testing.TB, opts RedisOptions) *Redis {
 		writeOwned(t, filepath.Join(r.DataDir, "dump.rdb"), raw, rd)
 	}
 
+	server := []string{"redis-server", "/data/redis.conf"}
+	env := opts.Env
+	switch {
+	case opts.PasswordEnv != "":
+		env = maps.Clone(env)
+		if env == nil {
+			env = map[string]string{}
+		}
+		env[opts.PasswordEnv] = r.Password
+		server = []string{"sh", "-c", `exec redis-server /data/redis.conf --requirepass "$` + opts.PasswordEnv + `"`}
+	case opts.PasswordOnCommandLine && r.Password != "":
+		server = append(server, "--requirepass", r.Password)
+	}
+	envArgs, dockerEnv := containerEnv(env, nil)
 	args := slices.Concat(
 		[]string{"run", "--network", "host", "--user", rd.String(), "-v", "/usr:/usr:ro",
 			"-v", r.DataDir + ":/data", "-w", "/data", "-d", "--name", r.Name},
+		envArgs,
 		labelArgs(t, opts.Labels),
-		[]string{Image, "redis-server", "/data/redis.conf"})
-	id, err := docker(nil, nil, args...)
+		[]string{Image}, server)
+	id, err := docker(nil, dockerEnv, args...)
 	if err != nil {
 		t.Fatalf("itest: starting redis: %v", err)
 	}
@@ -112,6 +143,15 @@ func StartRedis(t testing.TB, opts RedisOptions) *Redis {
 			t.Fatalf("itest: redis %s not ready after %v: %q %v", r.Name, redisReadyTimeout, out, err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// WriteFile writes content to path inside the container (as the server's
+// user), e.g. a secret file for a *_FILE variable.
+func (r *Redis) WriteFile(t testing.TB, path, content string) {
+	t.Helper()
+	if _, err := docker(strings.NewReader(content), nil, "exec", "-i", r.Name, "sh", "-c", `umask 077; cat > "$1"`, "sh", path); err != nil {
+		t.Fatalf("itest: writing %s in %s: %v", path, r.Name, err)
 	}
 }
 
