@@ -42,8 +42,8 @@ const maxConfigFile = 1 << 20
 // --requirepass argument of redis-server in the container's command, the
 // requirepass line of the configuration file given to redis-server as its
 // first argument (read inside the container through the host's executor),
-// or REDISCLI_AUTH. The user name comes from REDIS_USERNAME (or its _FILE form),
-// for an ACL user. The port comes from --port, else the configuration
+// or REDISCLI_AUTH. The user name of an ACL user comes from REDIS_USERNAME
+// (or its _FILE form). The port comes from --port, else the configuration
 // file's port, else REDIS_PORT_NUMBER (Bitnami), else 6379. In exec mode
 // (inContainer) the server is reached on the container's loopback (or the
 // address it binds to, when it binds to no loopback or wildcard address),
