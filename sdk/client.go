@@ -124,20 +124,19 @@ func receiveData(ctx context.Context, data *dataListener, w io.Writer, res *Dump
 		return fmt.Errorf("dump: %w", err)
 	}
 	defer conn.Close()
-	buf := make([]byte, DefaultChunkSize)
+	p := newPrefetcher(conn, DefaultChunkSize)
+	defer p.close()
 	for {
-		n, rerr := conn.Read(buf)
-		if n > 0 {
-			k, err := w.Write(buf[:n])
-			res.Bytes += int64(k)
-			if err != nil {
-				return fmt.Errorf("dump: writing output: %w", err)
-			}
-		}
-		if rerr != nil {
+		b, err := p.next()
+		if err != nil {
 			// EOF or a broken connection: the stream tells which, and the
 			// trailer's byte count catches anything missing.
 			return nil
+		}
+		n, err := w.Write(b)
+		res.Bytes += int64(n)
+		if err != nil {
+			return fmt.Errorf("dump: writing output: %w", err)
 		}
 	}
 }

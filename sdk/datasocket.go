@@ -146,3 +146,90 @@ func dialData(ctx context.Context, ds *pb.DataSocket) (net.Conn, error) {
 // errDataSocketMessage reports a data message on a call whose data go
 // through the data socket.
 var errDataSocketMessage = fmt.Errorf("data message on a call whose data use the data socket: %w", ErrInvalidArgument)
+
+// prefetchChunks is how many chunks a data socket's reader reads ahead of
+// its consumer: the part gRPC's flow-control window (4 MiB a stream) plays
+// for messages. A Unix socket itself buffers only ~200 KiB, so without it
+// the sender stalls whenever the consumer works: a PostgreSQL dump with
+// compression off went from 140 to 111 MB/s.
+const prefetchChunks = 6
+
+// prefetcher reads r ahead of its consumer into up to prefetchChunks full
+// chunks.
+type prefetcher struct {
+	full chan prefetched
+	free chan []byte
+	stop chan struct{}
+	last []byte
+}
+
+type prefetched struct {
+	b   []byte
+	err error
+}
+
+func newPrefetcher(r io.Reader, size int) *prefetcher {
+	p := &prefetcher{
+		full: make(chan prefetched, prefetchChunks+1), // never blocks: see run
+		free: make(chan []byte, prefetchChunks),
+		stop: make(chan struct{}),
+	}
+	for range prefetchChunks {
+		p.free <- nil // allocated on first use
+	}
+	go p.run(r, size)
+	return p
+}
+
+// run fills free chunks until r ends or fails. At most prefetchChunks
+// chunks and one error are ever queued, so sends to full never block.
+func (p *prefetcher) run(r io.Reader, size int) {
+	for {
+		var b []byte
+		select {
+		case b = <-p.free:
+		case <-p.stop:
+			return
+		}
+		if b == nil {
+			b = make([]byte, size)
+		}
+		n, err := io.ReadFull(r, b[:cap(b)])
+		if n > 0 {
+			p.full <- prefetched{b: b[:n]}
+		}
+		if err != nil {
+			if err == io.ErrUnexpectedEOF {
+				err = io.EOF
+			}
+			p.full <- prefetched{err: err}
+			return
+		}
+	}
+}
+
+// next returns the next chunk, valid until the following call, or the
+// read's end (io.EOF) or failure.
+func (p *prefetcher) next() ([]byte, error) {
+	if p.last != nil {
+		p.free <- p.last
+		p.last = nil
+	}
+	c := <-p.full
+	if c.err != nil {
+		p.full <- c // sticky
+		return nil, c.err
+	}
+	p.last = c.b
+	return c.b, nil
+}
+
+// close stops reading ahead; close the connection too, so that a read in
+// progress ends.
+func (p *prefetcher) close() {
+	select {
+	case <-p.stop:
+	default:
+		close(p.stop)
+	}
+}

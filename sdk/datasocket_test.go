@@ -231,11 +231,12 @@ func TestDataMessageOnSocketCallRejected(t *testing.T) {
 		tr   *pb.StreamTrailer
 	}{{data: []byte("sneaky")}}
 	i := 0
-	next := socketNext(strings.NewReader("real"), func() ([]byte, *pb.StreamTrailer, error) {
+	next, stop := socketNext(strings.NewReader("real"), func() ([]byte, *pb.StreamTrailer, error) {
 		m := msgs[i]
 		i++
 		return m.data, m.tr, nil
 	})
+	defer stop()
 	r := newTrailerReader(uploadCheck, next)
 	_, err := io.ReadAll(r)
 	if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "data socket") {

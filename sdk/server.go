@@ -203,7 +203,9 @@ func (s *sinkServer) Put(stream pb.SinkService_PutServer) error {
 			return toStatus(err)
 		}
 		defer conn.Close()
-		next = socketNext(conn, next)
+		var stop func()
+		next, stop = socketNext(conn, next)
+		defer stop()
 	}
 	body := newTrailerReader(hdr.GetTrailerCheck(), next)
 	ctx := withLogger(stream.Context(), s.logger)
@@ -277,26 +279,24 @@ func (s *sinkServer) Delete(ctx context.Context, req *pb.DeleteRequest) (*pb.Del
 // socketNext reads an upload's data from its data socket until the host
 // closes it, then takes the trailer from the stream, where no data message
 // may come.
-func socketNext(conn io.Reader, messages func() ([]byte, *pb.StreamTrailer, error)) func() ([]byte, *pb.StreamTrailer, error) {
-	buf := make([]byte, DefaultChunkSize)
+func socketNext(conn io.Reader, messages func() ([]byte, *pb.StreamTrailer, error)) (next func() ([]byte, *pb.StreamTrailer, error), stop func()) {
+	p := newPrefetcher(conn, DefaultChunkSize)
 	eof := false
 	return func() ([]byte, *pb.StreamTrailer, error) {
-		for !eof {
-			n, err := conn.Read(buf)
+		if !eof {
+			b, err := p.next()
 			switch {
-			case err == io.EOF:
-				eof = true
-			case err != nil:
+			case err == nil:
+				return b, nil, nil
+			case err != io.EOF:
 				return nil, nil, fmt.Errorf("data socket: %w", err)
 			}
-			if n > 0 {
-				return buf[:n], nil, nil
-			}
+			eof = true
 		}
 		data, tr, err := messages()
 		if err == nil && tr == nil && len(data) > 0 {
 			err = errDataSocketMessage
 		}
 		return data, tr, err
-	}
+	}, p.close
 }
