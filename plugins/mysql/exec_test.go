@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -185,5 +187,22 @@ func TestNetworkModeDerivedConnection(t *testing.T) {
 	}
 	if ci.user != "root" || ci.password != "rootpw" || ci.database != "shop" || ci.addr() != "172.17.0.6:3310" || ci.socket {
 		t.Errorf("ci = %+v", ci)
+	}
+}
+
+func TestOutputBuffering(t *testing.T) {
+	p := New()
+	if env := p.outputBuffering(&fakeMariaContainer{}); env != nil {
+		t.Errorf("exec mode: %v, want nothing (the tool runs in another container)", env)
+	}
+	env := p.outputBuffering(nil)
+	if _, err := os.Stat(stdbufLib); err != nil {
+		if env != nil {
+			t.Errorf("no %s here, but env %v", stdbufLib, env)
+		}
+		return
+	}
+	if !slices.Equal(env, []string{"LD_PRELOAD=" + stdbufLib, "_STDBUF_O=1048576"}) {
+		t.Errorf("env = %v", env)
 	}
 }

@@ -96,8 +96,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -287,7 +289,7 @@ func (p *Plugin) Dump(ctx context.Context, t sdk.Target, w io.Writer) (sdk.DumpR
 	res, err := toolexec.RunWith(ctx, ex, toolexec.Command{
 		Path:    dumper,
 		Args:    tc.args(dumpArgs("", ci.database)),
-		Env:     tc.env,
+		Env:     append(slices.Clone(tc.env), p.outputBuffering(ex)...),
 		Stdout:  tw,
 		Secrets: ci.secrets,
 	})
@@ -308,6 +310,26 @@ func (p *Plugin) Dump(ctx context.Context, t sdk.Target, w io.Writer) (sdk.DumpR
 		Bytes:     res.StdoutBytes,
 		Warnings:  warnings(res.Stderr),
 	}, nil
+}
+
+// stdbufLib is coreutils' stdio buffering preload (what stdbuf(1) uses).
+const stdbufLib = "/usr/libexec/coreutils/libstdbuf.so"
+
+// outputBuffering is the environment that makes a local dump tool write
+// its output in 1 MiB blocks instead of stdio's 4 KiB for a pipe:
+// mariadb-dump writes through stdio, and each 4 KiB write wakes this
+// plugin for a read, which on 2 cores cost it 1.5 CPU-seconds per 500 MB
+// (146 writes instead of 36,634 for a 150 MB dump). Without coreutils'
+// preload (or in exec mode, where the tool runs in another container)
+// nothing changes.
+func (p *Plugin) outputBuffering(ex sdk.Executor) []string {
+	if ex != nil {
+		return nil
+	}
+	if _, err := os.Stat(stdbufLib); err != nil {
+		return nil
+	}
+	return []string{"LD_PRELOAD=" + stdbufLib, "_STDBUF_O=1048576"}
 }
 
 // headerPeek is how much of a dump is read to find mysqldump's header.
