@@ -306,8 +306,23 @@ func TestExecCancellation(t *testing.T) {
 	d := &execDumper{cmd: func(w io.Writer, _ io.Reader) Command { return Command{Argv: []string{"sleep"}, Stdout: w} }}
 	c := connect(t, d, false)
 	host := &fakeHost{}
-	ctx, cancel := context.WithTimeout(WithExecHandler(context.Background(), host), 300*time.Millisecond)
+	ctx, cancel := context.WithCancel(WithExecHandler(context.Background(), host))
 	defer cancel()
+	// Cancel once the command runs on the host (a fixed deadline raced
+	// with starting it on a loaded machine).
+	go func() {
+		for range 1000 {
+			host.mu.Lock()
+			started := len(host.specs) > 0
+			host.mu.Unlock()
+			if started {
+				time.Sleep(50 * time.Millisecond)
+				cancel()
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
 	if _, err := c.Dump(ctx, execTarget, io.Discard); err == nil {
 		t.Fatal("dump succeeded")
 	}
