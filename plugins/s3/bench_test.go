@@ -35,11 +35,14 @@ const benchSize = 512 << 20
 //   - direct: calling the sink's Put with the reader itself (no shims);
 //   - sdk: the AWS SDK's own transfer manager.
 //
-// It reports the throughputs, ratio = plugin/sdk, the CPU seconds all
-// processes involved (this one, the plugin, versitygw) spent per upload
-// for plugin and sdk, and the peak resident memory of this process during
-// each (for plugin: the host side only; plugin-peak-RSS-MiB is the plugin
-// process's).
+// Each iteration runs the four in turn, starting with a different one
+// (going first was worth 3-5 points of ratio). It reports each way's
+// throughput, the CPU seconds all processes involved (this one, the
+// plugin, versitygw) spent per upload, ratio = plugin/sdk, the plugin
+// process's peak resident memory (plugin-process-peak-RSS-MiB: its
+// buffers are part size × parts in flight), and this process's peak during
+// each way, which after the first also holds what the Go runtime kept
+// from the ones before. Run it with -benchtime 4x for every order.
 //
 // It runs against two servers: "disk", TestMain's versitygw over a disk
 // directory, where the disk's write speed often sets the pace, and
@@ -94,73 +97,74 @@ func benchUpload(b *testing.B, gw *gateway) {
 		b.Fatal(err)
 	}
 	pids := []int{os.Getpid(), bin.PID(), gw.cmd.Process.Pid}
-	var pluginCPU, sdkCPU float64
-	var pluginTime, sinkTime, directTime, sdkTime time.Duration
-	var pluginPeak, pluginProcPeak, sinkPeak, directPeak, sdkPeak int64
+	put := func(c *sdk.SinkClient, key string) func() error {
+		return func() error {
+			obj, err := c.Put(ctx, sdk.PutRequest{Key: key}, newDataReader(benchSize, 1))
+			if err == nil && obj.Size != benchSize {
+				err = fmt.Errorf("stored %d bytes", obj.Size)
+			}
+			return err
+		}
+	}
+	ways := []*uploadWay{
+		{name: "plugin", put: put(pc, "bench/plugin")},
+		{name: "sink", put: put(c, "bench/sink")},
+		{name: "direct", put: func() error {
+			obj, err := s.Put(ctx, sdk.PutRequest{Key: "bench/direct"}, newDataReader(benchSize, 1))
+			if err == nil && obj.Size != benchSize {
+				err = fmt.Errorf("stored %d bytes", obj.Size)
+			}
+			return err
+		}},
+		{name: "sdk", put: func() error {
+			_, err := tm.UploadObject(ctx, &transfermanager.UploadObjectInput{
+				Bucket: aws.String(bucket), Key: aws.String("bench/sdk"), Body: newDataReader(benchSize, 1),
+			})
+			return err
+		}},
+	}
+	var pluginProcPeak int64
 	b.ResetTimer()
-	for range b.N {
-		resetPeakRSS()
-		cpu := cpuSeconds(pids...)
-		start := time.Now()
-		obj, err := pc.Put(ctx, sdk.PutRequest{Key: "bench/plugin"}, newDataReader(benchSize, 1))
-		if err != nil || obj.Size != benchSize {
-			b.Fatalf("plugin put: %+v, %v", obj, err)
+	for i := range b.N {
+		// Each iteration starts with another way, so that none always
+		// profits from (or pays for) going first.
+		for j := range ways {
+			w := ways[(i+j)%len(ways)]
+			resetPeakRSS()
+			cpu := cpuSeconds(pids...)
+			start := time.Now()
+			if err := w.put(); err != nil {
+				b.Fatalf("%s upload: %v", w.name, err)
+			}
+			w.time += time.Since(start)
+			w.cpu += cpuSeconds(pids...) - cpu
+			w.peak = max(w.peak, peakRSS())
+			if w.name == "plugin" {
+				pluginProcPeak = max(pluginProcPeak, processPeakRSS(bin.PID()))
+			}
+			remove("bench/" + w.name)
 		}
-		pluginTime += time.Since(start)
-		pluginCPU += cpuSeconds(pids...) - cpu
-		pluginPeak = max(pluginPeak, peakRSS())
-		pluginProcPeak = max(pluginProcPeak, processPeakRSS(bin.PID()))
-		remove("bench/plugin")
-
-		resetPeakRSS()
-		start = time.Now()
-		obj, err = c.Put(ctx, sdk.PutRequest{Key: "bench/sink"}, newDataReader(benchSize, 1))
-		if err != nil || obj.Size != benchSize {
-			b.Fatalf("sink put: %+v, %v", obj, err)
-		}
-		sinkTime += time.Since(start)
-		sinkPeak = max(sinkPeak, peakRSS())
-		remove("bench/sink")
-
-		resetPeakRSS()
-		start = time.Now()
-		obj, err = s.Put(ctx, sdk.PutRequest{Key: "bench/direct"}, newDataReader(benchSize, 1))
-		if err != nil || obj.Size != benchSize {
-			b.Fatalf("direct put: %+v, %v", obj, err)
-		}
-		directTime += time.Since(start)
-		directPeak = max(directPeak, peakRSS())
-		remove("bench/direct")
-
-		resetPeakRSS()
-		cpu = cpuSeconds(pids...)
-		start = time.Now()
-		_, err = tm.UploadObject(ctx, &transfermanager.UploadObjectInput{
-			Bucket: aws.String(bucket), Key: aws.String("bench/sdk"), Body: newDataReader(benchSize, 1),
-		})
-		if err != nil {
-			b.Fatalf("transfer manager upload: %v", err)
-		}
-		sdkTime += time.Since(start)
-		sdkCPU += cpuSeconds(pids...) - cpu
-		sdkPeak = max(sdkPeak, peakRSS())
-		remove("bench/sdk")
 	}
 	b.StopTimer()
 	mbps := func(d time.Duration) float64 { return float64(benchSize) * float64(b.N) / d.Seconds() / 1e6 }
-	b.ReportMetric(mbps(pluginTime), "plugin-MB/s")
-	b.ReportMetric(mbps(sinkTime), "sink-MB/s")
-	b.ReportMetric(mbps(directTime), "direct-MB/s")
-	b.ReportMetric(mbps(sdkTime), "sdk-MB/s")
-	b.ReportMetric(mbps(pluginTime)/mbps(sdkTime), "ratio")
-	b.ReportMetric(pluginCPU/float64(b.N), "plugin-CPU-s")
-	b.ReportMetric(sdkCPU/float64(b.N), "sdk-CPU-s")
-	b.ReportMetric(float64(pluginPeak)/(1<<20), "plugin-host-peak-RSS-MiB")
-	b.ReportMetric(float64(pluginProcPeak)/(1<<20), "plugin-peak-RSS-MiB")
-	b.ReportMetric(float64(sinkPeak)/(1<<20), "sink-peak-RSS-MiB")
-	b.ReportMetric(float64(directPeak)/(1<<20), "direct-peak-RSS-MiB")
-	b.ReportMetric(float64(sdkPeak)/(1<<20), "sdk-peak-RSS-MiB")
+	for _, w := range ways {
+		b.ReportMetric(mbps(w.time), w.name+"-MB/s")
+		b.ReportMetric(w.cpu/float64(b.N), w.name+"-CPU-s")
+		b.ReportMetric(float64(w.peak)/(1<<20), w.name+"-peak-RSS-MiB")
+	}
+	b.ReportMetric(mbps(ways[0].time)/mbps(ways[3].time), "ratio")
+	b.ReportMetric(float64(pluginProcPeak)/(1<<20), "plugin-process-peak-RSS-MiB")
 	b.ReportMetric(0, "ns/op") // one op is four different uploads: meaningless
+}
+
+// uploadWay is one way of uploading the benchmark's bytes, with what it
+// has cost so far.
+type uploadWay struct {
+	name string
+	put  func() error
+	time time.Duration
+	cpu  float64
+	peak int64
 }
 
 // resetPeakRSS resets the kernel's record of this process's peak resident
