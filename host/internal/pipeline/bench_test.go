@@ -18,6 +18,7 @@ import (
 
 	"github.com/labelbackup/label-backup/host/internal/labels"
 	"github.com/labelbackup/label-backup/host/internal/pluginmgr"
+	"github.com/labelbackup/label-backup/host/internal/retention"
 	"github.com/labelbackup/label-backup/host/internal/synthetic"
 	"github.com/labelbackup/label-backup/sdk"
 )
@@ -53,7 +54,8 @@ func BenchmarkPipeline(b *testing.B) {
 	}
 	for _, algo := range []string{"none", "gzip", "zstd"} {
 		b.Run(algo, func(b *testing.B) {
-			r := New(plugins, Settings{Compression: algo, Timeout: time.Hour, LocalPath: out}, logger)
+			r := New(plugins, Settings{Compression: algo, Timeout: time.Hour, LocalPath: out,
+				Retention: retention.Policy{Period: 7 * 24 * time.Hour, KeepLast: 3}}, logger)
 			job := Job{ContainerID: "bench", ContainerName: "bench", Spec: labels.Spec{
 				Enabled: true, Type: "synthetic", Cron: "@daily", Dest: labels.DestLocal,
 				Conn: fmt.Sprintf("synthetic://?size=%d", size),
