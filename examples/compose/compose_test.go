@@ -290,10 +290,17 @@ func TestLabelValues(t *testing.T) {
 				if n := len(strings.Fields(l["backup.cron"])); n != 5 && n != 6 && !strings.HasPrefix(l["backup.cron"], "@") {
 					t.Errorf("%s: backup.cron = %q", s.name, l["backup.cron"])
 				}
-				// postgres and mysql may derive the connection from the
-				// container's variables; the others need backup.conn.
-				if l["backup.conn"] == "" && l["backup.type"] != "postgres" && l["backup.type"] != "mysql" {
-					t.Errorf("%s: no backup.conn", s.name)
+				// Without backup.conn the connection is derived from the
+				// container (zero-config); a label that is there must say
+				// something, and mongodb has no exec mode.
+				if c, ok := l["backup.conn"]; ok && strings.TrimSpace(c) == "" {
+					t.Errorf("%s: empty backup.conn", s.name)
+				}
+				switch m := l["backup.mode"]; {
+				case m != "" && m != "network" && m != "exec":
+					t.Errorf("%s: backup.mode = %q", s.name, m)
+				case m == "exec" && l["backup.type"] == "mongodb":
+					t.Errorf("%s: mongodb has no exec mode", s.name)
 				}
 				switch l["backup.dest"] {
 				case "", "local":
