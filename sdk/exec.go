@@ -93,6 +93,26 @@ func Exec(ctx context.Context) (Executor, bool) {
 	return e, ok && e != nil
 }
 
+// ModeExecutor returns where the tools for t run, by t's mode
+// (Options[OptionMode]): nil, for the plugin's own machine, in network
+// mode; the host's executor, inside the database's container, in exec
+// mode. It fails for an unknown mode, and in exec mode when the host
+// offers no executor.
+func ModeExecutor(ctx context.Context, t Target) (Executor, error) {
+	switch mode := t.Options[OptionMode]; mode {
+	case "", ModeNetwork:
+		return nil, nil
+	case ModeExec:
+		ex, ok := Exec(ctx)
+		if !ok {
+			return nil, fmt.Errorf("exec mode, but the host offers no exec service: %w", ErrUnsupported)
+		}
+		return ex, nil
+	default:
+		return nil, fmt.Errorf("unknown mode %q (network or exec): %w", mode, ErrInvalidArgument)
+	}
+}
+
 // WithExecutor returns a context whose calls to [Exec] return e. The SDK
 // does this for every call the host offers an executor to; tests of
 // plugins use it to put in a fake.

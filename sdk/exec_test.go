@@ -472,3 +472,33 @@ func waitTrue(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestModeExecutor(t *testing.T) {
+	withHost := WithExecutor(context.Background(), stubExecutor{})
+	cases := []struct {
+		name    string
+		ctx     context.Context
+		mode    string
+		wantEx  bool
+		wantErr error
+	}{
+		{"network by default", withHost, "", false, nil},
+		{"network", withHost, ModeNetwork, false, nil},
+		{"exec", withHost, ModeExec, true, nil},
+		{"exec without a host executor", context.Background(), ModeExec, false, ErrUnsupported},
+		{"unknown", withHost, "ssh", false, ErrInvalidArgument},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ex, err := ModeExecutor(c.ctx, Target{Options: map[string]string{OptionMode: c.mode}})
+			if !errors.Is(err, c.wantErr) || (ex != nil) != c.wantEx {
+				t.Fatalf("ex %v err %v", ex, err)
+			}
+		})
+	}
+}
+
+// stubExecutor runs nothing.
+type stubExecutor struct{}
+
+func (stubExecutor) Run(context.Context, Command) (ExecResult, error) { return ExecResult{}, nil }

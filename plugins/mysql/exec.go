@@ -24,16 +24,9 @@ import (
 // for local tools), with t.Connection or, when that is empty, a
 // connection derived from the container's environment.
 func (p *Plugin) prepare(ctx context.Context, t sdk.Target) (*connInfo, sdk.Executor, error) {
-	var ex sdk.Executor
-	switch mode := t.Options[sdk.OptionMode]; mode {
-	case "", sdk.ModeNetwork:
-	case sdk.ModeExec:
-		var ok bool
-		if ex, ok = sdk.Exec(ctx); !ok {
-			return nil, nil, fmt.Errorf("mysql: exec mode, but the host offers no exec service: %w", sdk.ErrUnsupported)
-		}
-	default:
-		return nil, nil, fmt.Errorf("mysql: unknown mode %q (network or exec): %w", mode, sdk.ErrInvalidArgument)
+	ex, err := sdk.ModeExecutor(ctx, t)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mysql: %w", err)
 	}
 	if t.Connection != "" {
 		ci, err := parseConn(t.Connection, t.Database)

@@ -20,15 +20,9 @@ const socketDir = "/var/run/postgresql"
 // derived from the container's environment as the official image defines
 // it. ex is nil for local tools.
 func (p *Plugin) prepare(ctx context.Context, t sdk.Target) (ci *connInfo, ex sdk.Executor, err error) {
-	switch mode := t.Options[sdk.OptionMode]; mode {
-	case "", sdk.ModeNetwork:
-	case sdk.ModeExec:
-		var ok bool
-		if ex, ok = sdk.Exec(ctx); !ok {
-			return nil, nil, fmt.Errorf("postgres: exec mode, but the host offers no exec service: %w", sdk.ErrUnsupported)
-		}
-	default:
-		return nil, nil, fmt.Errorf("postgres: unknown mode %q (network or exec): %w", mode, sdk.ErrInvalidArgument)
+	ex, err = sdk.ModeExecutor(ctx, t)
+	if err != nil {
+		return nil, nil, fmt.Errorf("postgres: %w", err)
 	}
 	conn := t.Connection
 	derived := conn == ""

@@ -28,19 +28,11 @@ const cliTool = "redis-cli"
 // which connection: t.Connection or, when that is empty, one derived from
 // the container.
 func (p *Plugin) prepare(ctx context.Context, t sdk.Target) (*connInfo, sdk.Executor, error) {
-	var ex sdk.Executor
-	switch mode := t.Options[sdk.OptionMode]; mode {
-	case "", sdk.ModeNetwork:
-	case sdk.ModeExec:
-		var ok bool
-		if ex, ok = sdk.Exec(ctx); !ok {
-			return nil, nil, fmt.Errorf("redis: exec mode, but the host offers no exec service: %w", sdk.ErrUnsupported)
-		}
-	default:
-		return nil, nil, fmt.Errorf("redis: unknown mode %q (network or exec): %w", mode, sdk.ErrInvalidArgument)
+	ex, err := sdk.ModeExecutor(ctx, t)
+	if err != nil {
+		return nil, nil, fmt.Errorf("redis: %w", err)
 	}
 	var ci *connInfo
-	var err error
 	if t.Connection != "" {
 		ci, err = parseConn(t.Connection, t.Database)
 	} else {
