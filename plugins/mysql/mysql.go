@@ -224,7 +224,7 @@ func (p *Plugin) check(ctx context.Context, ci *connInfo, ex sdk.Executor) (stri
 	if err != nil {
 		return "", err
 	}
-	out := &cappedBuffer{limit: 4 << 10}
+	out := &toolexec.CappedBuffer{Limit: 4 << 10}
 	_, err = toolexec.RunWith(ctx, ex, toolexec.Command{
 		Path:    client,
 		Args:    tc.args(checkArgs("", ci.database)),
@@ -526,20 +526,6 @@ func warnings(stderr string) []string {
 		}
 	}
 	return out
-}
-
-// cappedBuffer keeps the first limit bytes written and discards the rest
-// without failing the writer.
-type cappedBuffer struct {
-	bytes.Buffer
-	limit int
-}
-
-func (c *cappedBuffer) Write(p []byte) (int, error) {
-	if room := c.limit - c.Len(); room > 0 {
-		c.Buffer.Write(p[:min(room, len(p))])
-	}
-	return len(p), nil
 }
 
 func truncate(s string, n int) string {

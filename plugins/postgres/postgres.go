@@ -21,7 +21,6 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -135,7 +134,7 @@ func (p *Plugin) Validate(ctx context.Context, t sdk.Target) (sdk.ValidateResult
 	if err != nil {
 		return sdk.ValidateResult{}, err
 	}
-	out := &cappedBuffer{limit: 4 << 10}
+	out := &toolexec.CappedBuffer{Limit: 4 << 10}
 	_, err = toolexec.RunWith(ctx, ex, toolexec.Command{
 		Path:    p.toolFor(ex, "psql"),
 		Args:    ci.psqlArgs(),
@@ -269,18 +268,4 @@ func (t *trackingReader) Read(p []byte) (int, error) {
 		t.err = err
 	}
 	return n, err
-}
-
-// cappedBuffer keeps the first limit bytes written and discards the rest
-// without failing the writer.
-type cappedBuffer struct {
-	bytes.Buffer
-	limit int
-}
-
-func (c *cappedBuffer) Write(p []byte) (int, error) {
-	if room := c.limit - c.Len(); room > 0 {
-		c.Buffer.Write(p[:min(room, len(p))])
-	}
-	return len(p), nil
 }

@@ -267,7 +267,7 @@ func readServerConfig(ctx context.Context, file string) (*serverConfig, error) {
 	if !ok {
 		return nil, fmt.Errorf("the host offers no exec service to read it: %w", sdk.ErrUnsupported)
 	}
-	out := &cappedBuffer{limit: maxConfigFile}
+	out := &toolexec.CappedBuffer{Limit: maxConfigFile}
 	if _, err := toolexec.RunWith(ctx, ex, toolexec.Command{
 		Path: "cat", Args: []string{"--", file}, Stdout: out, AllowEmptyOutput: true,
 	}); err != nil {
@@ -431,18 +431,3 @@ func loopbackFor(binds []string) string {
 	}
 	return first
 }
-
-// cappedBuffer keeps at most limit bytes and swallows the rest.
-type cappedBuffer struct {
-	b     strings.Builder
-	limit int
-}
-
-func (c *cappedBuffer) Write(p []byte) (int, error) {
-	if room := c.limit - c.b.Len(); room > 0 {
-		c.b.Write(p[:min(room, len(p))])
-	}
-	return len(p), nil
-}
-
-func (c *cappedBuffer) String() string { return c.b.String() }

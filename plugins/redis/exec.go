@@ -102,7 +102,7 @@ func (ci *connInfo) cli(ctx context.Context, ex sdk.Executor, args ...string) (r
 	if ci.dbGiven {
 		argv = append(argv, "-n", strconv.Itoa(ci.db))
 	}
-	out := &cappedBuffer{limit: 1 << 20}
+	out := &toolexec.CappedBuffer{Limit: 1 << 20}
 	res, err := toolexec.RunWith(cctx, ex, toolexec.Command{
 		Path: cliTool, Args: append(argv, args...), Env: ci.cliEnv(),
 		Stdout: out, Secrets: ci.secrets, AllowEmptyOutput: true,

@@ -39,23 +39,10 @@ func Lookup(ctx context.Context, env map[string]string, name string) (value stri
 		return "", false, fmt.Errorf("the container sets %s_FILE, a file only readable inside the container, "+
 			"and the host offers no exec service to read it: %w", name, sdk.ErrUnsupported)
 	}
-	out := &capped{limit: maxSecretFile}
+	out := &toolexec.CappedBuffer{Limit: maxSecretFile}
 	if _, err := toolexec.RunWith(ctx, ex, toolexec.Command{Path: "cat", Args: []string{"--", file}, Stdout: out}); err != nil {
 		return "", false, fmt.Errorf("reading %s_FILE in the container: %w", name, err)
 	}
-	return strings.TrimRight(out.b.String(), "\r\n"), true, nil
+	return strings.TrimRight(out.String(), "\r\n"), true, nil
 }
 
-// capped keeps at most limit bytes and swallows the rest, so that a huge
-// file cannot stall or bloat the plugin.
-type capped struct {
-	b     strings.Builder
-	limit int
-}
-
-func (c *capped) Write(p []byte) (int, error) {
-	if room := c.limit - c.b.Len(); room > 0 {
-		c.b.Write(p[:min(room, len(p))])
-	}
-	return len(p), nil
-}
