@@ -9,6 +9,7 @@ import (
 	"io"
 	"strconv"
 	"testing"
+	"testing/iotest"
 
 	pb "github.com/labelbackup/label-backup/sdk/internal/gen/labelbackup/plugin/v1"
 )
@@ -423,62 +424,75 @@ func TestUploadTrailer(t *testing.T) {
 		{"more than a chunk", []int{DefaultChunkSize + 17, 3}},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			var rec recorder
-			var trailers []*pb.StreamTrailer
-			cancelled := 0
-			u := newUpload(rec.send, func(tr *pb.StreamTrailer) error {
-				trailers = append(trailers, tr)
-				return nil
-			}, func() { cancelled++ })
-			var all []byte
-			for i, n := range tc.writes {
-				d := testData(n, byte(i))
-				all = append(all, d...)
-				if k, err := u.Write(d); k != n || err != nil {
-					t.Fatalf("Write = %d, %v", k, err)
+		for _, readFrom := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/readFrom=%v", tc.name, readFrom), func(t *testing.T) {
+				var rec recorder
+				var trailers []*pb.StreamTrailer
+				cancelled := 0
+				u := newUpload(rec.send, func(tr *pb.StreamTrailer) error {
+					trailers = append(trailers, tr)
+					return nil
+				}, func() { cancelled++ })
+				var all []byte
+				for i, n := range tc.writes {
+					all = append(all, testData(n, byte(i))...)
 				}
-			}
-			size, digest, err := u.finish()
-			if err != nil {
-				t.Fatal(err)
-			}
-			sum := sha256.Sum256(all)
-			if size != int64(len(all)) || !bytes.Equal(digest, sum[:]) {
-				t.Errorf("finish = %d %x, want %d %x", size, digest, len(all), sum)
-			}
-			if len(trailers) != 1 || trailers[0].GetSize() != uint64(len(all)) || !bytes.Equal(trailers[0].GetSha256(), sum[:]) {
-				t.Fatalf("trailers sent = %v, want one with size %d", trailers, len(all))
-			}
-			if !bytes.Equal(rec.joined(), all) {
-				t.Error("data chunks differ from the data written")
-			}
-			// What was sent is accepted by the receiving side.
-			var msgs []streamMsg
-			for _, c := range rec.chunks {
-				msgs = append(msgs, streamMsg{data: c})
-			}
-			msgs = append(msgs, streamMsg{trailer: trailers[0]})
-			for _, check := range trailerChecks {
-				got, err := io.ReadAll(newTrailerReader(check, (&fakeStream{msgs: msgs}).next))
-				if err != nil || !bytes.Equal(got, all) {
-					t.Errorf("%v receiver read %d bytes, err %v", check, len(got), err)
+				if readFrom {
+					// io.Copy takes the ReaderFrom; odd-sized reads.
+					if k, err := io.Copy(u, iotest.HalfReader(bytes.NewReader(all))); k != int64(len(all)) || err != nil {
+						t.Fatalf("io.Copy = %d, %v", k, err)
+					}
+				} else {
+					for i, n := range tc.writes {
+						if k, err := u.Write(testData(n, byte(i))); k != n || err != nil {
+							t.Fatalf("Write = %d, %v", k, err)
+						}
+					}
 				}
-			}
-			if _, err := u.Write([]byte("late")); !errors.Is(err, ErrInvalidArgument) {
-				t.Errorf("Write after finish: err = %v, want ErrInvalidArgument", err)
-			}
-			if _, _, err := u.finish(); !errors.Is(err, ErrInvalidArgument) {
-				t.Errorf("second finish: err = %v, want ErrInvalidArgument", err)
-			}
-			if len(trailers) != 1 {
-				t.Errorf("%d trailers sent, want 1", len(trailers))
-			}
-			u.abort()
-			if cancelled != 1 {
-				t.Errorf("abort cancelled %d times, want 1", cancelled)
-			}
-		})
+				if crc := crc32.Checksum(all, castagnoli); cancelled == 0 && len(trailers) == 0 && u.crc != crc {
+					t.Errorf("crc32c %08x, want %08x", u.crc, crc)
+				}
+				size, digest, err := u.finish()
+				if err != nil {
+					t.Fatal(err)
+				}
+				sum := sha256.Sum256(all)
+				if size != int64(len(all)) || !bytes.Equal(digest, sum[:]) {
+					t.Errorf("finish = %d %x, want %d %x", size, digest, len(all), sum)
+				}
+				if len(trailers) != 1 || trailers[0].GetSize() != uint64(len(all)) || !bytes.Equal(trailers[0].GetSha256(), sum[:]) {
+					t.Fatalf("trailers sent = %v, want one with size %d", trailers, len(all))
+				}
+				if !bytes.Equal(rec.joined(), all) {
+					t.Error("data chunks differ from the data written")
+				}
+				// What was sent is accepted by the receiving side.
+				var msgs []streamMsg
+				for _, c := range rec.chunks {
+					msgs = append(msgs, streamMsg{data: c})
+				}
+				msgs = append(msgs, streamMsg{trailer: trailers[0]})
+				for _, check := range trailerChecks {
+					got, err := io.ReadAll(newTrailerReader(check, (&fakeStream{msgs: msgs}).next))
+					if err != nil || !bytes.Equal(got, all) {
+						t.Errorf("%v receiver read %d bytes, err %v", check, len(got), err)
+					}
+				}
+				if _, err := u.Write([]byte("late")); !errors.Is(err, ErrInvalidArgument) {
+					t.Errorf("Write after finish: err = %v, want ErrInvalidArgument", err)
+				}
+				if _, _, err := u.finish(); !errors.Is(err, ErrInvalidArgument) {
+					t.Errorf("second finish: err = %v, want ErrInvalidArgument", err)
+				}
+				if len(trailers) != 1 {
+					t.Errorf("%d trailers sent, want 1", len(trailers))
+				}
+				u.abort()
+				if cancelled != 1 {
+					t.Errorf("abort cancelled %d times, want 1", cancelled)
+				}
+			})
+		}
 	}
 }
 
