@@ -449,9 +449,6 @@ func TestUploadTrailer(t *testing.T) {
 						}
 					}
 				}
-				if crc := crc32.Checksum(all, castagnoli); cancelled == 0 && len(trailers) == 0 && u.crc != crc {
-					t.Errorf("crc32c %08x, want %08x", u.crc, crc)
-				}
 				size, digest, err := u.finish()
 				if err != nil {
 					t.Fatal(err)
@@ -462,6 +459,9 @@ func TestUploadTrailer(t *testing.T) {
 				}
 				if len(trailers) != 1 || trailers[0].GetSize() != uint64(len(all)) || !bytes.Equal(trailers[0].GetSha256(), sum[:]) {
 					t.Fatalf("trailers sent = %v, want one with size %d", trailers, len(all))
+				}
+				if crc := crc32.Checksum(all, castagnoli); trailers[0].Crc32C == nil || trailers[0].GetCrc32C() != crc {
+					t.Errorf("trailer crc32c %v, want %08x", trailers[0].Crc32C, crc)
 				}
 				if !bytes.Equal(rec.joined(), all) {
 					t.Error("data chunks differ from the data written")

@@ -45,4 +45,3 @@ func Lookup(ctx context.Context, env map[string]string, name string) (value stri
 	}
 	return strings.TrimRight(out.String(), "\r\n"), true, nil
 }
-
