@@ -254,7 +254,7 @@ func (m *Manager) start(ctx context.Context, kind sdk.Kind, name string) (*Proce
 		Cmd:              cmd,
 		SkipHostEnv:      true,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		Logger:           m.logger.Named(name),
+		Logger:           quietLifecycle(m.logger.Named(name)),
 		StartTimeout:     30 * time.Second,
 		GRPCDialOptions:  sdk.DialOptions(),
 	})
