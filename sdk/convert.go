@@ -35,6 +35,7 @@ func infoToProto(i Info) *pb.DescribeResponse {
 		SdkVersion:       i.SDKVersion,
 		Capabilities:     i.Capabilities,
 		DefaultExtension: i.DefaultExtension,
+		SdkFeatures:      i.SDKFeatures,
 	}
 	for _, o := range i.Options {
 		out.Options = append(out.Options, &pb.OptionSpec{
@@ -53,6 +54,7 @@ func infoFromProto(p *pb.DescribeResponse) Info {
 		SDKVersion:       p.GetSdkVersion(),
 		Capabilities:     p.GetCapabilities(),
 		DefaultExtension: p.GetDefaultExtension(),
+		SDKFeatures:      p.GetSdkFeatures(),
 	}
 	for _, o := range p.GetOptions() {
 		out.Options = append(out.Options, Option{

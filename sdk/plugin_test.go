@@ -68,6 +68,7 @@ func TestServeDescribe(t *testing.T) {
 			want := tc.info
 			want.ProtocolVersion = ProtocolVersion
 			want.SDKVersion = Version
+			want.SDKFeatures = []string{"data-socket"}
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("describe = %+v\nwant       %+v", got, want)
 			}
@@ -91,7 +92,7 @@ func TestServeDescribeJSONFieldNames(t *testing.T) {
 	want := map[string]any{
 		"name": "pg", "version": "1", "kind": "dumper",
 		"protocol_version": float64(ProtocolVersion), "sdk_version": Version,
-		"default_extension": ".dump",
+		"default_extension": ".dump", "sdk_features": []any{"data-socket"},
 	}
 	if !reflect.DeepEqual(raw, want) {
 		t.Errorf("describe JSON = %v, want %v", raw, want)

@@ -23,9 +23,7 @@ type pluginServer struct {
 }
 
 func (s *pluginServer) Describe(context.Context, *pb.DescribeRequest) (*pb.DescribeResponse, error) {
-	res := infoToProto(completeInfo(s.info()))
-	res.SdkFeatures = sdkFeatures
-	return res, nil
+	return infoToProto(completeInfo(s.info())), nil
 }
 
 func (s *pluginServer) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.ConfigureResponse, error) {
@@ -43,6 +41,7 @@ func (s *pluginServer) Configure(ctx context.Context, req *pb.ConfigureRequest) 
 func completeInfo(i Info) Info {
 	i.ProtocolVersion = ProtocolVersion
 	i.SDKVersion = Version
+	i.SDKFeatures = sdkFeatures
 	return i
 }
 

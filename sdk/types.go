@@ -35,6 +35,9 @@ type Info struct {
 	Capabilities     []string `json:"capabilities,omitempty"`
 	DefaultExtension string   `json:"default_extension,omitempty"`
 	Options          []Option `json:"options,omitempty"`
+	// SDKFeatures are transport features of the plugin's SDK, filled in by
+	// the SDK (e.g. "data-socket"): plugin code never sets them.
+	SDKFeatures []string `json:"sdk_features,omitempty"`
 }
 
 // Has reports whether the plugin declares capability c.
