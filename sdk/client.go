@@ -124,7 +124,7 @@ func receiveData(ctx context.Context, data *dataListener, w io.Writer, res *Dump
 		return fmt.Errorf("dump: %w", err)
 	}
 	defer conn.Close()
-	p := newPrefetcher(conn, DefaultChunkSize)
+	p := newPrefetcher(conn)
 	defer p.close()
 	for {
 		b, err := p.next()
@@ -243,11 +243,8 @@ type PutWriter struct {
 	*upload
 	stream pb.SinkService_PutClient
 	key    string
-	// data is set when the bytes go through a data socket; then result
-	// delivers the sink's response, received from the start so that a
-	// sink that fails early is noticed while waiting for its connection.
-	data   *dataSocketUpload
-	result chan putResult
+	// data is set when the bytes go through a data socket.
+	data *dataSocketUpload
 }
 
 type putResult struct {
@@ -296,13 +293,15 @@ func (c *SinkClient) OpenPut(ctx context.Context, req PutRequest) (*PutWriter, e
 			sendTrailer, cancel)
 		return w, nil
 	}
-	w.result = make(chan putResult, 1)
+	// The sink's response is received from the start, so that a sink that
+	// fails early is noticed while waiting for its connection.
+	result := make(chan putResult, 1)
 	go func() {
 		res := new(pb.PutResponse)
 		err := stream.RecvMsg(res)
-		w.result <- putResult{res, err}
+		result <- putResult{res, err}
 	}()
-	w.data = &dataSocketUpload{ctx: ctx, listener: data, result: w.result}
+	w.data = &dataSocketUpload{ctx: ctx, listener: data, result: result}
 	w.upload = newUpload(w.data.write, func(tr *pb.StreamTrailer) error {
 		if err := w.data.end(); err != nil {
 			return err
@@ -376,16 +375,28 @@ func (d *dataSocketUpload) end() error {
 	return nil
 }
 
+// outcome waits up to wait for the sink's response (forever when wait
+// is 0) and remembers it; nil when it has not come.
+func (d *dataSocketUpload) outcome(wait time.Duration) *putResult {
+	if d.ended != nil {
+		return d.ended
+	}
+	var timeout <-chan time.Time
+	if wait > 0 {
+		timeout = time.After(wait)
+	}
+	select {
+	case r := <-d.result:
+		d.ended = &r
+	case <-timeout:
+	}
+	return d.ended
+}
+
 // failure explains a failed send: by the sink's own status when it ended
 // the call (waiting a moment for it), else by err.
 func (d *dataSocketUpload) failure(err error) error {
-	if d.ended == nil {
-		select {
-		case r := <-d.result:
-			d.ended = &r
-		case <-time.After(2 * time.Second):
-		}
-	}
+	d.outcome(2 * time.Second)
 	if d.ended != nil && d.ended.err != nil && d.ended.err != io.EOF {
 		return fromStatus("put", d.ended.err)
 	}
@@ -418,11 +429,7 @@ func (w *PutWriter) Commit() (ObjectInfo, error) {
 		if err := w.stream.CloseSend(); err != nil {
 			return ObjectInfo{}, w.data.failure(err)
 		}
-		r := w.data.ended
-		if r == nil {
-			got := <-w.result
-			r = &got
-		}
+		r := w.data.outcome(0)
 		if r.err != nil {
 			return ObjectInfo{}, fromStatus("put", r.err)
 		}

@@ -27,9 +27,11 @@ const featureDataSocket = "data-socket"
 // sdkFeatures are the features this SDK's plugin side supports.
 var sdkFeatures = []string{featureDataSocket}
 
-// features remembers what a plugin's SDK supports, asked once per client.
+// features remembers whether a plugin's SDK takes a data socket, asked
+// once per client (an answer only: a failed ask is asked again).
 type features struct {
-	once       sync.Once
+	mu         sync.Mutex
+	known      bool
 	dataSocket bool
 	// disabled turns the data socket off (tests of the message path).
 	disabled bool
@@ -39,12 +41,17 @@ func (f *features) useDataSocket(ctx context.Context, plugin pb.PluginServiceCli
 	if f.disabled {
 		return false
 	}
-	f.once.Do(func() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.known {
 		// A plugin that cannot answer gets the message path, which every
 		// plugin speaks.
-		res, err := plugin.Describe(ctx, &pb.DescribeRequest{})
-		f.dataSocket = err == nil && slices.Contains(res.GetSdkFeatures(), featureDataSocket)
-	})
+		info, err := describe(ctx, plugin)
+		if err != nil {
+			return false
+		}
+		f.known, f.dataSocket = true, slices.Contains(info.SDKFeatures, featureDataSocket)
+	}
 	return f.dataSocket
 }
 
@@ -155,7 +162,7 @@ var errDataSocketMessage = fmt.Errorf("data message on a call whose data use the
 const prefetchChunks = 6
 
 // prefetcher reads r ahead of its consumer into up to prefetchChunks full
-// chunks.
+// chunks of DefaultChunkSize.
 type prefetcher struct {
 	full chan prefetched
 	free chan []byte
@@ -168,7 +175,7 @@ type prefetched struct {
 	err error
 }
 
-func newPrefetcher(r io.Reader, size int) *prefetcher {
+func newPrefetcher(r io.Reader) *prefetcher {
 	p := &prefetcher{
 		full: make(chan prefetched, prefetchChunks+1), // never blocks: see run
 		free: make(chan []byte, prefetchChunks),
@@ -177,13 +184,13 @@ func newPrefetcher(r io.Reader, size int) *prefetcher {
 	for range prefetchChunks {
 		p.free <- nil // allocated on first use
 	}
-	go p.run(r, size)
+	go p.run(r)
 	return p
 }
 
 // run fills free chunks until r ends or fails. At most prefetchChunks
 // chunks and one error are ever queued, so sends to full never block.
-func (p *prefetcher) run(r io.Reader, size int) {
+func (p *prefetcher) run(r io.Reader) {
 	for {
 		var b []byte
 		select {
@@ -192,7 +199,7 @@ func (p *prefetcher) run(r io.Reader, size int) {
 			return
 		}
 		if b == nil {
-			b = make([]byte, size)
+			b = make([]byte, DefaultChunkSize)
 		}
 		n, err := io.ReadFull(r, b[:cap(b)])
 		if n > 0 {

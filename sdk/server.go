@@ -279,7 +279,7 @@ func (s *sinkServer) Delete(ctx context.Context, req *pb.DeleteRequest) (*pb.Del
 // closes it, then takes the trailer from the stream, where no data message
 // may come.
 func socketNext(conn io.Reader, messages func() ([]byte, *pb.StreamTrailer, error)) (next func() ([]byte, *pb.StreamTrailer, error), stop func()) {
-	p := newPrefetcher(conn, DefaultChunkSize)
+	p := newPrefetcher(conn)
 	eof := false
 	return func() ([]byte, *pb.StreamTrailer, error) {
 		if !eof {
