@@ -94,6 +94,9 @@ const (
 	OptionMode  = "mode"
 	ModeNetwork = "network"
 	ModeExec    = "exec"
+	// OptionHost is set when the connection is to be derived in network
+	// mode: the address the agent reaches the database's container at.
+	OptionHost = "host"
 )
 
 // ValidateResult is what a successful connection check learned.

@@ -64,7 +64,7 @@ func deriveConn(ctx context.Context, t sdk.Target) (string, error) {
 		return "", fmt.Errorf("mongodb: no backup.conn, and the container's MONGO_INITDB_ROOT_USERNAME and MONGO_INITDB_ROOT_PASSWORD "+
 			"(or their _FILE variants) are not both set: set both, or the label backup.conn: %w", sdk.ErrInvalidArgument)
 	}
-	host := t.Options["host"]
+	host := t.Options[sdk.OptionHost]
 	if host == "" {
 		return "", fmt.Errorf("mongodb: no backup.conn, and the host could not tell the container's address: "+
 			"set backup.conn: %w", sdk.ErrInvalidArgument)

@@ -189,7 +189,7 @@ func deriveConn(ctx context.Context, t sdk.Target, ex sdk.Executor) (*connInfo, 
 		ci.socket = true
 		return ci, nil
 	}
-	ci.host = t.Options["host"]
+	ci.host = t.Options[sdk.OptionHost]
 	if ci.host == "" {
 		return nil, fmt.Errorf("mysql: no backup.conn, and the host could not tell the container's address: "+
 			"set backup.conn or backup.mode=exec: %w", sdk.ErrInvalidArgument)

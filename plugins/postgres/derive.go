@@ -93,7 +93,7 @@ func deriveConn(ctx context.Context, t sdk.Target, ex sdk.Executor) (string, err
 	if ex != nil {
 		q.Set("host", socketDir)
 	} else {
-		host := t.Options["host"]
+		host := t.Options[sdk.OptionHost]
 		if host == "" {
 			return "", fmt.Errorf("postgres: no backup.conn, and the host could not tell the container's address: "+
 				"set backup.conn or backup.mode=exec: %w", sdk.ErrInvalidArgument)

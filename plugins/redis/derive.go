@@ -145,7 +145,7 @@ func deriveConn(ctx context.Context, t sdk.Target, inContainer bool) (*connInfo,
 		}
 		ci.host = loopbackFor(binds)
 	} else {
-		ci.host = t.Options["host"]
+		ci.host = t.Options[sdk.OptionHost]
 		if ci.host == "" {
 			return nil, fmt.Errorf("redis: no backup.conn, and the host could not tell the container's address: "+
 				"set backup.conn or backup.mode=exec: %w", sdk.ErrInvalidArgument)

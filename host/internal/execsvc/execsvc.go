@@ -279,7 +279,7 @@ func Prepare(ctx context.Context, spec labels.Spec, target *sdk.Target) (context
 		}
 		if spec.Mode != labels.ModeExec {
 			if h := containerHost(ins, agentNetworks(ctx, cli)); h != "" {
-				opts["host"] = h
+				opts[sdk.OptionHost] = h
 			}
 		}
 	}
