@@ -30,7 +30,7 @@ func (s *Sink) Get(ctx context.Context, key string, w io.Writer) error {
 	} else if !fi.Mode().IsRegular() {
 		return fmt.Errorf("key %q is not an object: %w", key, sdk.ErrNotFound)
 	}
-	buf := make([]byte, copyBufferSize)
+	buf := make([]byte, sdk.DefaultChunkSize) // one read, one message
 	var n int64
 	for {
 		if err := ctx.Err(); err != nil {

@@ -13,9 +13,6 @@ import (
 	"github.com/labelbackup/label-backup/sdk"
 )
 
-// copyBufferSize matches the SDK's chunk size, so one chunk is one write.
-const copyBufferSize = 1 << 20
-
 // maxTempAttempts bounds retries when a random temporary name is taken.
 const maxTempAttempts = 3
 
@@ -147,7 +144,7 @@ func (s *Sink) createTemp(root *os.Root, key string, dirs []string, name string)
 // a cancelled upload promptly even if r keeps delivering.
 func receive(ctx context.Context, key string, f *os.File, r io.Reader) (int64, error) {
 	w := &ctxWriter{ctx: ctx, f: f}
-	n, err := io.CopyBuffer(w, r, make([]byte, copyBufferSize))
+	n, err := io.Copy(w, r)
 	switch {
 	case w.ctxErr != nil:
 		return 0, fmt.Errorf("put %q: cancelled after %d bytes: %w", key, n, w.ctxErr)

@@ -19,9 +19,6 @@ const (
 	maxPageSize     = 1000
 )
 
-// copyBufferSize matches the SDK's chunk size, so one read is one message.
-const copyBufferSize = 1 << 20
-
 // CheckReady checks that the bucket exists and the credentials are
 // accepted, with HeadBucket.
 func (s *Sink) CheckReady(ctx context.Context) (string, error) {
@@ -57,7 +54,7 @@ func (s *Sink) Get(ctx context.Context, key string, w io.Writer) error {
 		return cfg.wrapErr(fmt.Sprintf("get %q", key), err)
 	}
 	defer out.Body.Close()
-	buf := make([]byte, copyBufferSize)
+	buf := make([]byte, sdk.DefaultChunkSize) // one read, one message
 	var n int64
 	for {
 		if err := ctx.Err(); err != nil {
