@@ -25,6 +25,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 
+	"github.com/labelbackup/label-backup/host/internal/discovery"
 	"github.com/labelbackup/label-backup/host/internal/labels"
 	"github.com/labelbackup/label-backup/sdk"
 )
@@ -53,7 +54,7 @@ var (
 // shared by every run.
 func DefaultClient() (*client.Client, error) {
 	defaultOnce.Do(func() {
-		defaultCli, defaultErr = client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+		defaultCli, defaultErr = discovery.NewClient()
 	})
 	return defaultCli, defaultErr
 }
@@ -252,7 +253,7 @@ func Prepare(ctx context.Context, spec labels.Spec, target *sdk.Target) (context
 	}
 	cli, err := DefaultClient()
 	if err != nil {
-		return ctx, fmt.Errorf("docker client: %w", err)
+		return ctx, err // says "docker client: ..."
 	}
 	ins, err := cli.ContainerInspect(ctx, target.Container.ID)
 	if err != nil {
