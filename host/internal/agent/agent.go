@@ -84,8 +84,8 @@ func Run(ctx context.Context, cfg config.Config, logger hclog.Logger, reloads <-
 	a.metrics = metrics.New(metrics.Gauges{
 		Queued:   func() float64 { return float64(a.sched.Queued()) },
 		Running:  func() float64 { return float64(a.sched.Running()) },
-		Jobs:     func() float64 { j, _ := a.sched.Jobs(); return float64(len(j)) },
-		Rejected: func() float64 { _, r := a.sched.Jobs(); return float64(len(r)) },
+		Jobs:     func() float64 { j, _ := a.sched.Counts(); return float64(j) },
+		Rejected: func() float64 { _, r := a.sched.Counts(); return float64(r) },
 		Freshness: func() []metrics.Fresh {
 			var out []metrics.Fresh
 			for _, f := range a.freshness() {

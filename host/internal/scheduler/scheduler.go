@@ -563,6 +563,14 @@ func (s *Scheduler) Jobs() ([]JobStatus, []Rejected) {
 	return out, rej
 }
 
+// Counts is how many containers are scheduled and how many rejected: what
+// Jobs returns, without building it (metrics ask on every scrape).
+func (s *Scheduler) Counts() (jobs, rejected int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.jobs), len(s.rejected)
+}
+
 // Queued is how many due runs wait for a slot; Running how many run.
 func (s *Scheduler) Queued() int64  { return s.queued.Load() }
 func (s *Scheduler) Running() int64 { return s.running.Load() }

@@ -400,6 +400,9 @@ func TestReconcileConverges(t *testing.T) {
 			}
 		}
 		jobs, rej := s.Jobs()
+		if nj, nr := s.Counts(); nj != len(jobs) || nr != len(rej) {
+			t.Errorf("%s: Counts() = %d, %d; Jobs() lists %d, %d", st.name, nj, nr, len(jobs), len(rej))
+		}
 		if len(jobs) != len(st.want) {
 			t.Errorf("%s: Jobs() lists %d, want %d", st.name, len(jobs), len(st.want))
 		}
