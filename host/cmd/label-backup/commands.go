@@ -26,16 +26,16 @@ import (
 
 // newRunner builds the pipeline the way the agent does, for one-shot
 // commands.
-func newRunner(ctx context.Context, cfg config.Config, logger hclog.Logger) (*pipeline.Runner, *pluginmgr.Manager, error) {
+func newRunner(ctx context.Context, cfg config.Config, logger hclog.Logger) (*pipeline.Runner, error) {
 	plugins, err := pluginmgr.New(ctx, cfg.PluginDir, logger.Named("plugins"))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	settings, err := pipeline.SettingsFrom(cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return pipeline.New(plugins, settings, logger.Named("backup")), plugins, nil
+	return pipeline.New(plugins, settings, logger.Named("backup")), nil
 }
 
 // progressOut is stderr when it is a terminal, else nothing: scripts get
@@ -76,7 +76,7 @@ func cmdRestore(ctx context.Context, cfg config.Config, logger hclog.Logger, arg
 		}
 		decrypt = func(r io.Reader) (io.Reader, error) { return encrypt.NewReader(r, ids) }
 	}
-	runner, _, err := newRunner(ctx, cfg, logger)
+	runner, err := newRunner(ctx, cfg, logger)
 	if err != nil {
 		return fail(err)
 	}
@@ -121,7 +121,7 @@ func cmdVerify(ctx context.Context, cfg config.Config, logger hclog.Logger, args
 		fmt.Fprintln(os.Stderr, "usage: label-backup verify [--dest local|s3] [--json] [prefix]")
 		return 2
 	}
-	runner, _, err := newRunner(ctx, cfg, logger)
+	runner, err := newRunner(ctx, cfg, logger)
 	if err != nil {
 		return fail(err)
 	}
@@ -175,7 +175,7 @@ func cmdList(ctx context.Context, cfg config.Config, logger hclog.Logger, args [
 		fmt.Fprintln(os.Stderr, "usage: label-backup list [--dest local|s3] [--json] [prefix]")
 		return 2
 	}
-	runner, _, err := newRunner(ctx, cfg, logger)
+	runner, err := newRunner(ctx, cfg, logger)
 	if err != nil {
 		return fail(err)
 	}
@@ -212,7 +212,7 @@ func cmdBackup(ctx context.Context, cfg config.Config, logger hclog.Logger, args
 	if err != nil {
 		return fail(err)
 	}
-	runner, _, err := newRunner(ctx, cfg, logger)
+	runner, err := newRunner(ctx, cfg, logger)
 	if err != nil {
 		return fail(err)
 	}

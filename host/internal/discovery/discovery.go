@@ -51,8 +51,7 @@ type Watcher struct {
 	debounce   time.Duration
 	maxBackoff time.Duration
 
-	connected atomic.Bool
-	lastList  atomic.Int64 // unix nanos of the last successful listing
+	connected atomic.Bool // for logging changes only
 }
 
 // New returns a Watcher re-listing at least every interval.
@@ -74,18 +73,6 @@ func NewClient() (*client.Client, error) {
 		return nil, fmt.Errorf("docker client: %w", err)
 	}
 	return c, nil
-}
-
-// Connected reports whether the watcher's last contact with the engine
-// succeeded.
-func (w *Watcher) Connected() bool { return w.connected.Load() }
-
-// LastList is the time of the last successful listing.
-func (w *Watcher) LastList() time.Time {
-	if n := w.lastList.Load(); n != 0 {
-		return time.Unix(0, n)
-	}
-	return time.Time{}
 }
 
 // Run sends snapshots to out until ctx is done. When the engine goes away it
@@ -185,7 +172,6 @@ func (w *Watcher) list(ctx context.Context, out chan<- []Container) error {
 		snap = append(snap, Container{ID: c.ID, Name: name(c.Names), Labels: c.Labels})
 	}
 	sort.Slice(snap, func(i, j int) bool { return snap[i].Name < snap[j].Name })
-	w.lastList.Store(time.Now().UnixNano())
 	select {
 	case out <- snap:
 		return nil

@@ -138,9 +138,6 @@ func (e Encryption) NewWriter(w io.Writer) (io.WriteCloser, error) {
 	return nil, fmt.Errorf("unknown encryption %q", e.name)
 }
 
-// NewWriter is e.NewWriter(w).
-func NewWriter(w io.Writer, e Encryption) (io.WriteCloser, error) { return e.NewWriter(w) }
-
 // New chooses the encryption from its inputs: a GPG public key file, or age
 // recipients (age1... public keys). Both set is an error; neither is "none".
 func New(gpgKeyPath string, ageRecipients []string) (Encryption, error) {

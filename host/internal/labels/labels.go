@@ -128,12 +128,6 @@ func ParseCron(expr string) (cron.Schedule, error) {
 	return cronParser.Parse(strings.TrimSpace(expr))
 }
 
-// IsEnabled reports whether labels turn backups on, so callers can ignore
-// containers that merely carry other backup.* labels.
-func IsEnabled(l map[string]string) bool {
-	return strings.EqualFold(strings.TrimSpace(l[Enabled]), "true")
-}
-
 // Decode reads a container's labels. A container that does not set
 // backup.enabled=true decodes to a disabled Spec without error (whatever
 // else it carries); an enabled one must be fully valid.

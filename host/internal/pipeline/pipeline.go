@@ -49,8 +49,7 @@ type Result struct {
 	// URL is where the backup lives (a file path, or s3://bucket/key).
 	URL      string
 	Size     int64
-	SHA256   string
-	Metadata *metadata.Metadata
+	Metadata *metadata.Metadata // its Checksum is the stored bytes' sha256
 	Err      error
 	// Retention is what the prune after a successful backup did.
 	Retention *retention.Report
@@ -285,7 +284,7 @@ func (r *Runner) run(ctx context.Context, job Job, settings Settings, res *Resul
 	for _, w := range dump.Warnings {
 		log.Warn("dump warning", "warning", w)
 	}
-	res.Object, res.URL, res.Size, res.SHA256, res.Metadata = key, obj.URL, obj.Size, meta.Checksum, &meta
+	res.Object, res.URL, res.Size, res.Metadata = key, obj.URL, obj.Size, &meta
 
 	// Prune right after a success: the new backup is the newest one kept.
 	// A failing prune never fails the backup.
