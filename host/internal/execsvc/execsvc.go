@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -391,10 +390,7 @@ func DatabaseHint(typ string, t sdk.Target) string {
 		return t.Database
 	}
 	if t.Connection != "" {
-		if u, err := url.Parse(t.Connection); err == nil {
-			return strings.Trim(u.Path, "/")
-		}
-		return ""
+		return labels.ConnDatabase(t.Connection)
 	}
 	env := t.ContainerEnv
 	switch typ {

@@ -285,6 +285,16 @@ func Keys() [][2]string {
 	return out
 }
 
+// ConnDatabase is the database a connection URI names in its path ("" when
+// it names none or is no URI).
+func ConnDatabase(conn string) string {
+	u, err := url.Parse(conn)
+	if err != nil {
+		return ""
+	}
+	return strings.Trim(u.Path, "/")
+}
+
 // RedactURL shows a URL without its credentials, path or query, which may
 // carry tokens (Slack webhook URLs do).
 func RedactURL(raw string) string {

@@ -10,8 +10,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -187,8 +185,9 @@ func (r *Runner) run(ctx context.Context, job Job, settings Settings, res *Resul
 	if err != nil {
 		return fmt.Errorf("preparing the target: %w", err)
 	}
-	if spec.Database == "" {
-		spec.Database = execsvc.DatabaseHint(spec.Type, target)
+	database := spec.Database
+	if database == "" {
+		database = execsvc.DatabaseHint(spec.Type, target)
 	}
 	valid, err := dumper.Validate(ctx, target)
 	if err != nil {
@@ -200,7 +199,6 @@ func (r *Runner) run(ctx context.Context, job Job, settings Settings, res *Resul
 		algo = settings.Compression
 	}
 	enc := settings.Encryption
-	database := DatabaseName(spec)
 	key := objname.Name{
 		Prefix:    spec.Prefix,
 		Container: job.ContainerName,
@@ -394,11 +392,7 @@ func DatabaseName(s labels.Spec) string {
 	if s.Database != "" {
 		return s.Database
 	}
-	u, err := url.Parse(s.Conn)
-	if err != nil {
-		return ""
-	}
-	return strings.Trim(u.Path, "/")
+	return labels.ConnDatabase(s.Conn)
 }
 
 // DestinationType is the documented name of a destination: "local" or "s3".
