@@ -112,8 +112,8 @@ func (s *session) auth() error {
 		msg := s.scrub(r.Str)
 		// A password given to a server that needs none: the connection
 		// works, but the configuration is suspicious.
-		if s.ci.user == "" && (strings.Contains(msg, "without any password configured") || strings.Contains(msg, "no password is set")) {
-			s.authWarning = "the server requires no password, but the connection string gives one"
+		if s.ci.user == "" && authNotNeeded(msg) {
+			s.authWarning = noPasswordWarning
 			return nil
 		}
 		return s.replyErr("AUTH", r)
