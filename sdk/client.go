@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
 
 	pb "github.com/labelbackup/label-backup/sdk/internal/gen/labelbackup/plugin/v1"
 )
@@ -172,22 +173,20 @@ func (c *DumperClient) OpenRestore(ctx context.Context, t Target, format string)
 		return nil, fromStatus("restore", err)
 	}
 	// A plugin that fails at once (no Restorer, say) may have ended the
-	// stream already: sendErr turns Send's io.EOF into its real error.
-	err = sendErr("restore", func() error { return stream.RecvMsg(new(pb.RestoreResponse)) },
-		stream.Send(&pb.RestoreRequest{Msg: &pb.RestoreRequest_Header{Header: &pb.RestoreHeader{
-			Target: targetToProto(t), Format: format, ExecBrokerId: execID, TrailerCheck: uploadCheck,
-		}}}))
+	// stream already: send turns Send's io.EOF into its real error.
+	out := sender{"restore", stream, func() any { return new(pb.RestoreResponse) }}
+	err = out.send(&pb.RestoreRequest{Msg: &pb.RestoreRequest_Header{Header: &pb.RestoreHeader{
+		Target: targetToProto(t), Format: format, ExecBrokerId: execID, TrailerCheck: uploadCheck,
+	}}})
 	if err != nil {
 		cancel()
 		return nil, err
 	}
 	w := &RestoreWriter{stream: stream}
 	w.upload = newUpload(
-		func(b []byte) error {
-			return sendErr("restore", func() error { return stream.RecvMsg(new(pb.RestoreResponse)) }, stream.Send(&pb.RestoreRequest{Msg: &pb.RestoreRequest_Data{Data: b}}))
-		},
+		func(b []byte) error { return out.send(&pb.RestoreRequest{Msg: &pb.RestoreRequest_Data{Data: b}}) },
 		func(tr *pb.StreamTrailer) error {
-			return sendErr("restore", func() error { return stream.RecvMsg(new(pb.RestoreResponse)) }, stream.Send(&pb.RestoreRequest{Msg: &pb.RestoreRequest_Trailer{Trailer: tr}}))
+			return out.send(&pb.RestoreRequest{Msg: &pb.RestoreRequest_Trailer{Trailer: tr}})
 		},
 		cancel)
 	return w, nil
@@ -276,21 +275,18 @@ func (c *SinkClient) OpenPut(ctx context.Context, req PutRequest) (*PutWriter, e
 	if data != nil {
 		hdr.DataSocket = data.wire()
 	}
-	err = sendErr("put", func() error { return stream.RecvMsg(new(pb.PutResponse)) },
-		stream.Send(&pb.PutRequest{Msg: &pb.PutRequest_Header{Header: hdr}}))
-	if err != nil {
+	out := sender{"put", stream, func() any { return new(pb.PutResponse) }}
+	if err := out.send(&pb.PutRequest{Msg: &pb.PutRequest_Header{Header: hdr}}); err != nil {
 		return fail(err)
 	}
 	w := &PutWriter{stream: stream, key: req.Key}
-	sendTrailer := func(tr *pb.StreamTrailer) error {
-		return sendErr("put", func() error { return stream.RecvMsg(new(pb.PutResponse)) }, stream.Send(&pb.PutRequest{Msg: &pb.PutRequest_Trailer{Trailer: tr}}))
-	}
 	if data == nil {
 		w.upload = newUpload(
-			func(b []byte) error {
-				return sendErr("put", func() error { return stream.RecvMsg(new(pb.PutResponse)) }, stream.Send(&pb.PutRequest{Msg: &pb.PutRequest_Data{Data: b}}))
+			func(b []byte) error { return out.send(&pb.PutRequest{Msg: &pb.PutRequest_Data{Data: b}}) },
+			func(tr *pb.StreamTrailer) error {
+				return out.send(&pb.PutRequest{Msg: &pb.PutRequest_Trailer{Trailer: tr}})
 			},
-			sendTrailer, cancel)
+			cancel)
 		return w, nil
 	}
 	// The sink's response is received from the start, so that a sink that
@@ -540,17 +536,25 @@ func configure(ctx context.Context, c pb.PluginServiceClient, settings map[strin
 	return nil
 }
 
-// sendErr turns the io.EOF that a client-stream Send returns when the
-// server has already failed into the server's real error.
-func sendErr(op string, recv func() error, err error) error {
+// sender sends on a client stream. When the plugin has already ended the
+// call, Send says only io.EOF: the real error is the stream's status, which
+// receiving (into a fresh response) returns.
+type sender struct {
+	op      string
+	stream  grpc.ClientStream
+	newResp func() any
+}
+
+func (o sender) send(msg any) error {
+	err := o.stream.SendMsg(msg)
 	if err != io.EOF {
 		if err != nil {
-			return fromStatus(op, err)
+			return fromStatus(o.op, err)
 		}
 		return nil
 	}
-	if rerr := recv(); rerr != nil && rerr != io.EOF {
-		return fromStatus(op, rerr)
+	if rerr := o.stream.RecvMsg(o.newResp()); rerr != nil && rerr != io.EOF {
+		return fromStatus(o.op, rerr)
 	}
-	return fmt.Errorf("%s: plugin closed the stream early: %w", op, ErrUnavailable)
+	return fmt.Errorf("%s: plugin closed the stream early: %w", o.op, ErrUnavailable)
 }
