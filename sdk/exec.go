@@ -168,11 +168,7 @@ func serveExec(ctx context.Context, broker *plugin.GRPCBroker, containerID strin
 	go func() {
 		defer close(done)
 		broker.AcceptAndServe(id, func(opts []grpc.ServerOption) *grpc.Server {
-			s := grpc.NewServer(append(opts,
-				grpc.MaxRecvMsgSize(maxMessageSize),
-				grpc.InitialWindowSize(streamWindow),
-				grpc.InitialConnWindowSize(connWindow),
-			)...)
+			s := grpc.NewServer(append(opts, serverOptions()...)...)
 			pb.RegisterExecServiceServer(s, &execServer{h: h, containerID: containerID})
 			srvCh <- s
 			return s

@@ -73,6 +73,19 @@ func DialOptions() []grpc.DialOption {
 	}
 }
 
+// serverOptions are the gRPC options of the servers on either end of a
+// plugin connection (the plugin's services, the host's ExecService): the
+// counterpart of DialOptions, with the receive limit.
+func serverOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(maxMessageSize),
+		grpc.ReadBufferSize(transportBufferSize),
+		grpc.WriteBufferSize(transportBufferSize),
+		grpc.InitialWindowSize(streamWindow),
+		grpc.InitialConnWindowSize(connWindow),
+	}
+}
+
 // DispenseName is the name under which a plugin of kind k is dispensed.
 func DispenseName(k Kind) string {
 	if k == KindSink {
@@ -171,13 +184,7 @@ func serve(info Info, args []string, stdout, stderr io.Writer, mk func(hclog.Log
 		HandshakeConfig:  Handshake(),
 		VersionedPlugins: map[int]plugin.PluginSet{ProtocolVersion: {name: mk(logger, calls)}},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
-			return grpc.NewServer(append(opts,
-				grpc.MaxRecvMsgSize(maxMessageSize),
-				grpc.ReadBufferSize(transportBufferSize),
-				grpc.WriteBufferSize(transportBufferSize),
-				grpc.InitialWindowSize(streamWindow),
-				grpc.InitialConnWindowSize(connWindow),
-			)...)
+			return grpc.NewServer(append(opts, serverOptions()...)...)
 		},
 		Logger: logger,
 	})
